@@ -1,0 +1,197 @@
+r"""Command line: ``graphkit run | datasets | models | presets``.
+
+This is the only place where logging is configured and where ``--device
+auto`` is resolved.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+__all__ = ['main', 'build_parser', 'config_from_args']
+
+log = logging.getLogger('graphkit')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog='graphkit', formatter_class=fmt,
+        description='Graph-learning components on PyTorch Geometric.')
+    sub = parser.add_subparsers(dest='command')
+
+    run = sub.add_parser('run', formatter_class=fmt,
+                         help='train and evaluate a model on a dataset')
+    run.add_argument('--model', default=None,
+                     help='registered model (default: gcn)')
+    run.add_argument('--dataset', default=None,
+                     help='dataset name (default: cora)')
+    run.add_argument('--preset', default=None, help='named preset')
+    run.add_argument('--split', default=None,
+                     help='public | geom-gcn | random | ogb')
+    run.add_argument('--runs', type=int, default=None,
+                     help='number of runs (default: one per fixed split)')
+    run.add_argument('--epochs', type=int, default=None)
+    run.add_argument('--seed', type=int, default=None,
+                     help='base seed; run i uses seed + i')
+    run.add_argument('--device', default='auto', help='auto | cpu | cuda')
+    run.add_argument('--data-root', default=None,
+                     help='data root (default: $GRAPHKIT_DATA or '
+                     '~/.cache/graphkit)')
+    run.add_argument('--mirror', default=None,
+                     help='offline mirror of raw files (default: '
+                     '$GRAPHKIT_MIRROR)')
+    run.add_argument('--set', dest='overrides', action='append', default=[],
+                     metavar='KEY=VALUE',
+                     help='override a config field, e.g. '
+                     'model.hidden_channels=128 (repeatable)')
+    run.add_argument('--out', default=None,
+                     help='output folder (default: runs/<model>-<dataset>)')
+    run.add_argument('--resume', action='store_true',
+                     help='continue from the last checkpoint in --out')
+    run.add_argument('--deterministic', action='store_true')
+    run.add_argument('--plot', action='store_true',
+                     help='save training curves to <out>/curves.png')
+    prog = run.add_mutually_exclusive_group()
+    prog.add_argument('--progress', dest='progress', action='store_true',
+                      default=None)
+    prog.add_argument('--no-progress', dest='progress', action='store_false')
+    run.add_argument('-v', '--verbose', action='store_true')
+
+    ds = sub.add_parser('datasets', formatter_class=fmt,
+                        help='list datasets and whether their files are '
+                        'present')
+    ds.add_argument('--data-root', default=None)
+    ds.add_argument('--mirror', default=None)
+    ds.add_argument('--ogb', action='store_true',
+                    help='also list every OGB name')
+    md = sub.add_parser('models', help='list registered models')
+    md.add_argument('--task', default=None)
+    sub.add_parser('presets', help='list named presets')
+    return parser
+
+
+def config_from_args(args: argparse.Namespace):
+    r"""Turns parsed ``run`` flags into a :class:`RunConfig`."""
+    from graphkit.pipelines import apply_overrides, default_config, get_preset
+    if args.preset:
+        cfg = get_preset(args.preset)
+        if args.model:
+            cfg.model.name = args.model
+        if args.dataset:
+            cfg.data.name = args.dataset
+    else:
+        cfg = default_config(args.model or 'gcn', args.dataset or 'cora')
+    if args.split is not None:
+        cfg.data.split = args.split
+    if args.runs is not None:
+        cfg.train.runs = args.runs
+    if args.epochs is not None:
+        cfg.train.epochs = args.epochs
+    if args.seed is not None:
+        cfg.train.seed = args.seed
+    if args.data_root is not None:
+        cfg.data.root = args.data_root
+    if args.mirror is not None:
+        cfg.data.mirror = args.mirror
+    if args.out is not None:
+        cfg.out = args.out
+    if args.progress is not None:
+        cfg.train.progress = args.progress
+    cfg.deterministic = cfg.deterministic or args.deterministic
+    apply_overrides(cfg, args.overrides)
+    from graphkit.pipelines.loop import resolve_device
+    cfg.device = str(resolve_device(args.device))
+    return cfg
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from graphkit.pipelines import fit
+    from graphkit.pipelines import results as R
+    cfg = config_from_args(args)
+    summary = fit(cfg, resume=args.resume)
+    print(R.markdown_table([summary]))
+    print(summary.line())
+    if args.plot:
+        from pathlib import Path
+        from graphkit.pipelines.loop import _default_out
+        out = Path(cfg.out) if cfg.out else _default_out(cfg)
+        path = R.plot_history(summary.records, out / 'curves.png',
+                              summary.metric)
+        print(f'curves: {path}')
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from graphkit.data import dataset_names, get_spec
+    from graphkit.data.sources import resolve_mirror, resolve_root
+    root = resolve_root(args.data_root)
+    mirror = resolve_mirror(args.mirror)
+    names = dataset_names(include_ogb=args.ogb)
+    if not args.ogb:
+        names += ['ogbl-ddi', 'ogbg-molesol', 'ogbg-molfreesolv',
+                  'ogbg-molbace', 'ogbg-molbbbp', 'ogbn-arxiv',
+                  'ogbl-collab']
+    print(f'{"name":<20} {"task":<15} {"files":<8} description')
+    for name in names:
+        spec = get_spec(name)
+        layout = spec.layout(spec.name, None) if spec.layout else None
+        if layout is None:
+            where = 'built-in'
+        elif not layout.missing(root):
+            where = 'root'
+        elif mirror is not None and not layout.missing(mirror):
+            where = 'mirror'
+        else:
+            where = 'missing'
+        tasks = '/'.join(spec.supported_tasks)
+        print(f'{spec.name:<20} {tasks:<15} {where:<8} {spec.description}')
+    print(f'\nroot: {root}\nmirror: {mirror or "(not set)"}')
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from graphkit.models import model_names, resolve
+    for name in model_names(args.task):
+        e = resolve(name)
+        print(f'{name:<20} {e.kind:<8} {"/".join(e.tasks):<18} '
+              f'{e.description}')
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from graphkit.pipelines.presets import _PRESETS, preset_names
+    for name in preset_names():
+        doc = (_PRESETS[name].__doc__ or '').strip().split('\n')[0]
+        print(f'{name:<24} {doc}')
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        argv = ['run']
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    verbose = getattr(args, 'verbose', False)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format='%(asctime)s %(levelname)s %(name)s: '
+                        '%(message)s', datefmt='%H:%M:%S')
+    from graphkit.data.sources import DatasetNotAvailableError
+    from graphkit.pipelines.config import ConfigError
+    from graphkit.pipelines.strategies import NonFiniteLossError
+    commands = {'run': _cmd_run, 'datasets': _cmd_datasets,
+                'models': _cmd_models, 'presets': _cmd_presets}
+    try:
+        return commands[args.command](args)
+    except (ConfigError, DatasetNotAvailableError, NonFiniteLossError,
+            ValueError, TypeError) as e:
+        print(f'graphkit: error: {e}', file=sys.stderr)
+        if verbose:
+            raise
+        return 2

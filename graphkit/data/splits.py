@@ -1,0 +1,254 @@
+r"""Node, link and graph splits.
+
+* node: the public Planetoid masks, the 10 fixed Geom-GCN masks, and seeded
+  class-balanced random splits (GPR-GNN's ``random_planetoid_splits`` rule);
+* link: seeded random edge splits built on PyG's
+  :class:`~torch_geometric.transforms.RandomLinkSplit`, or OGB's official
+  ``get_edge_split()``;
+* graph: OGB's ``get_idx_split()``, or seeded stratified random index splits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    'NodeSplit',
+    'LinkSplit',
+    'GraphSplit',
+    'class_balanced_split',
+    'masks_from_columns',
+    'random_link_split',
+    'ogb_link_split',
+    'random_graph_split',
+]
+
+
+@dataclass
+class NodeSplit:
+    r"""Boolean train / validation / test masks over the nodes."""
+    train_mask: Tensor
+    val_mask: Tensor
+    test_mask: Tensor
+    name: str = ''
+
+    def sizes(self) -> tuple[int, int, int]:
+        return (int(self.train_mask.sum()), int(self.val_mask.sum()),
+                int(self.test_mask.sum()))
+
+    def mask(self, which: str) -> Tensor:
+        return {'train': self.train_mask, 'valid': self.val_mask,
+                'val': self.val_mask, 'test': self.test_mask}[which]
+
+
+@dataclass
+class LinkSplit:
+    r"""A link-prediction split.
+
+    Attributes:
+        edge_index (Tensor): the message-passing graph used for training
+            (both directions for undirected graphs), shape :obj:`[2, E_mp]`.
+        train_pos (Tensor): positive training pairs, :obj:`[2, E_train]`.
+        valid_pos, valid_neg, test_pos, test_neg (Tensor): evaluation pairs,
+            :obj:`[2, *]`. For OGB MRR datasets ``*_neg`` has shape
+            :obj:`[num_pos, num_neg]` (target nodes of each source) and
+            ``neg_layout`` is ``'per_source'``.
+    """
+    edge_index: Tensor
+    train_pos: Tensor
+    valid_pos: Tensor
+    valid_neg: Tensor
+    test_pos: Tensor
+    test_neg: Tensor
+    name: str = ''
+    neg_layout: str = 'pairs'
+
+    def pairs(self, which: str) -> tuple[Tensor, Tensor]:
+        key = 'valid' if which == 'val' else which
+        return getattr(self, f'{key}_pos'), getattr(self, f'{key}_neg')
+
+
+@dataclass
+class GraphSplit:
+    r"""Graph indices of the train / validation / test sets."""
+    train_idx: Tensor
+    val_idx: Tensor
+    test_idx: Tensor
+    name: str = ''
+
+    def sizes(self) -> tuple[int, int, int]:
+        return (self.train_idx.numel(), self.val_idx.numel(),
+                self.test_idx.numel())
+
+    def index(self, which: str) -> Tensor:
+        return {'train': self.train_idx, 'valid': self.val_idx,
+                'val': self.val_idx, 'test': self.test_idx}[which]
+
+
+def _generator(seed: int) -> torch.Generator:
+    gen = torch.Generator()
+    gen.manual_seed(int(seed))
+    return gen
+
+
+def class_balanced_split(y: Tensor, train_rate: float = 0.6,
+                         val_rate: float = 0.2, seed: int = 0,
+                         num_classes: int | None = None) -> NodeSplit:
+    r"""Seeded class-balanced random split (GPR-GNN's rule, as used by HiGCN
+    and BernNet).
+
+    Each class contributes :math:`\mathrm{round}(r_{train} N / C)` random
+    nodes to the training set (all of its nodes if it is smaller). The next
+    :math:`\mathrm{round}(r_{val} N)` nodes of the shuffled remainder form
+    the validation set and the rest is the test set.
+
+    Args:
+        y (Tensor): node labels, shape :obj:`[N]`; negative labels mark
+            unlabelled nodes, which never enter any set.
+        train_rate (float): fraction of nodes for training (default:
+            :obj:`0.6`).
+        val_rate (float): fraction of nodes for validation (default:
+            :obj:`0.2`).
+        seed (int): random seed; the same seed gives the same split.
+        num_classes (int, optional): number of classes.
+    """
+    if y.dim() != 1:
+        raise ValueError(f"class_balanced_split expects 1-D labels, got "
+                         f"shape {tuple(y.shape)}")
+    if not (0 < train_rate < 1 and 0 <= val_rate < 1
+            and train_rate + val_rate < 1):
+        raise ValueError(f"Invalid split rates train={train_rate}, "
+                         f"val={val_rate}: expected 0 < train, 0 <= val, "
+                         f"train + val < 1")
+    gen = _generator(seed)
+    labelled = (y >= 0).nonzero().view(-1)
+    n = labelled.numel()
+    c = num_classes or int(y.max()) + 1
+    per_class = int(round(train_rate * n / c))
+    train_parts = []
+    for k in range(c):
+        idx = (y == k).nonzero().view(-1)
+        idx = idx[torch.randperm(idx.numel(), generator=gen)]
+        train_parts.append(idx[:per_class])
+    train = torch.cat(train_parts)
+    rest_mask = torch.zeros(y.numel(), dtype=torch.bool)
+    rest_mask[labelled] = True
+    rest_mask[train] = False
+    rest = rest_mask.nonzero().view(-1)
+    rest = rest[torch.randperm(rest.numel(), generator=gen)]
+    n_val = int(round(val_rate * n))
+    masks = []
+    for idx in (train, rest[:n_val], rest[n_val:]):
+        m = torch.zeros(y.numel(), dtype=torch.bool)
+        m[idx] = True
+        masks.append(m)
+    return NodeSplit(*masks, name=f'random(seed={seed})')
+
+
+def masks_from_columns(train: Tensor, val: Tensor, test: Tensor,
+                       prefix: str = 'fixed') -> list[NodeSplit]:
+    r"""Turns masks of shape :obj:`[N]` or :obj:`[N, S]` into a list of
+    :class:`NodeSplit`."""
+    if train.dim() == 1:
+        return [NodeSplit(train.bool(), val.bool(), test.bool(),
+                          name=prefix)]
+    return [
+        NodeSplit(train[:, i].bool(), val[:, i].bool(), test[:, i].bool(),
+                  name=f'{prefix}[{i}]') for i in range(train.size(1))
+    ]
+
+
+def random_link_split(data, val_ratio: float = 0.1, test_ratio: float = 0.2,
+                      seed: int = 0) -> LinkSplit:
+    r"""Seeded random edge split of an undirected graph, built on PyG's
+    :class:`~torch_geometric.transforms.RandomLinkSplit`.
+
+    Validation and test negatives are sampled once (as many as positives) and
+    are disjoint from all positive edges; training negatives are sampled
+    afresh by the task at every step. The message-passing graph holds only
+    the training edges, in both directions.
+    """
+    from torch_geometric.data import Data
+    from torch_geometric.transforms import RandomLinkSplit
+
+    if not (0 <= val_ratio < 1 and 0 < test_ratio < 1
+            and val_ratio + test_ratio < 1):
+        raise ValueError(f"Invalid link split ratios val={val_ratio}, "
+                         f"test={test_ratio}")
+    plain = Data(edge_index=data.edge_index, num_nodes=data.num_nodes)
+    transform = RandomLinkSplit(num_val=val_ratio, num_test=test_ratio,
+                                is_undirected=True, split_labels=True,
+                                add_negative_train_samples=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        train, val, test = transform(plain)
+    return LinkSplit(
+        edge_index=train.edge_index,
+        train_pos=train.pos_edge_label_index,
+        valid_pos=val.pos_edge_label_index,
+        valid_neg=val.neg_edge_label_index,
+        test_pos=test.pos_edge_label_index,
+        test_neg=test.neg_edge_label_index,
+        name=f'random({1 - val_ratio - test_ratio:.2f}/{val_ratio:.2f}/'
+        f'{test_ratio:.2f}, seed={seed})',
+    )
+
+
+def ogb_link_split(split_edge: dict, num_nodes: int,
+                   edge_index: Tensor) -> LinkSplit:
+    r"""Converts OGB's ``get_edge_split()`` dictionary into a
+    :class:`LinkSplit`.
+
+    Both OGB layouts are handled: ``edge`` / ``edge_neg`` pairs (ddi, collab,
+    ppa) and ``source_node`` / ``target_node`` / ``target_node_neg``
+    (citation2, scored by MRR).
+    """
+    def pos(d: dict) -> Tensor:
+        if 'edge' in d:
+            return torch.as_tensor(d['edge']).t().long().contiguous()
+        if 'source_node' in d:
+            return torch.stack([torch.as_tensor(d['source_node']),
+                                torch.as_tensor(d['target_node'])]).long()
+        raise ValueError(f"Unsupported OGB edge split keys {sorted(d)}; "
+                         f"expected 'edge' or 'source_node'/'target_node'")
+
+    def neg(d: dict) -> Tensor:
+        if 'edge_neg' in d:
+            return torch.as_tensor(d['edge_neg']).t().long().contiguous()
+        if 'target_node_neg' in d:
+            return torch.as_tensor(d['target_node_neg']).long()
+        raise ValueError(f"Unsupported OGB negative keys {sorted(d)}")
+
+    return LinkSplit(edge_index=edge_index, train_pos=pos(split_edge['train']),
+                     valid_pos=pos(split_edge['valid']),
+                     valid_neg=neg(split_edge['valid']),
+                     test_pos=pos(split_edge['test']),
+                     test_neg=neg(split_edge['test']), name='ogb-official',
+                     neg_layout=('per_source' if 'target_node_neg' in
+                                 split_edge['valid'] else 'pairs'))
+
+
+def random_graph_split(y: Tensor, ratios: Sequence[float] = (0.8, 0.1, 0.1),
+                       seed: int = 0) -> GraphSplit:
+    r"""Seeded random split of graph indices, stratified by label when the
+    labels are class indices."""
+    if len(ratios) != 3 or abs(sum(ratios) - 1.0) > 1e-6:
+        raise ValueError(f"Graph split ratios must be three numbers summing "
+                         f"to 1, got {tuple(ratios)}")
+    gen = _generator(seed)
+    y = y.view(y.size(0), -1)[:, 0]
+    groups = ([(y == k).nonzero().view(-1) for k in y.unique()]
+              if not torch.is_floating_point(y) else [torch.arange(y.numel())])
+    parts: list[list[Tensor]] = [[], [], []]
+    for idx in groups:
+        idx = idx[torch.randperm(idx.numel(), generator=gen)]
+        n_train = int(round(ratios[0] * idx.numel()))
+        n_val = int(round(ratios[1] * idx.numel()))
+        parts[0].append(idx[:n_train])
+        parts[1].append(idx[n_train:n_train + n_val])
+        parts[2].append(idx[n_train + n_val:])
+    out = [torch.cat(p).sort().values for p in parts]
+    return GraphSplit(*out, name=f'random(seed={seed})')

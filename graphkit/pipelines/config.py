@@ -1,0 +1,231 @@
+r"""Dataclass configs: the only place configs exist.
+
+A :class:`RunConfig` is a tree of small dataclasses. Named presets (Python
+functions, :mod:`graphkit.pipelines.presets`) return full configs, and
+``--set section.key=value`` overrides are coerced to the field's type.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+__all__ = ['DataConfig', 'ModelConfig', 'OptimConfig', 'TrainConfig',
+           'RunConfig', 'apply_overrides', 'ConfigError', 'config_keys']
+
+
+class ConfigError(ValueError):
+    r"""A bad ``--set`` key or value."""
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    name: str = 'cora'
+    split: str | None = None
+    task: str | None = None
+    root: str | None = None
+    mirror: str | None = None
+    ratios: tuple[float, ...] | None = None
+    normalize_features: bool = False
+    metric: str | None = None
+
+
+@dataclass(kw_only=True)
+class ModelConfig:
+    name: str = 'gcn'
+    encoder: str | None = None
+    hidden_channels: int = 64
+    num_layers: int = 2
+    dropout: float = 0.5
+    input_dropout: float = 0.0
+    heads: int = 8
+    norm: str | None = None
+    jk: str | None = None
+    decoder: str = 'mlp'
+    decoder_layers: int = 3
+    decoder_dropout: float = 0.0
+    embedding_dim: int | None = None
+    pool: str = 'mean'
+
+    def hparams(self) -> dict[str, Any]:
+        r"""Keyword arguments for :func:`graphkit.models.build` (everything
+        but the name; unset optional fields are dropped)."""
+        out = asdict(self)
+        out.pop('name')
+        return {k: v for k, v in out.items()
+                if v is not None or k in ('norm', 'jk')}
+
+
+@dataclass(kw_only=True)
+class OptimConfig:
+    optimizer: str = 'adam'
+    lr: float = 0.01
+    weight_decay: float = 0.0
+    decoder_lr: float | None = None
+    grad_clip: float | None = None
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    epochs: int = 200
+    runs: int | None = None
+    seed: int = 0
+    patience: int | None = None
+    eval_every: int = 1
+    select_by: str = 'metric'
+    batch_size: int | None = None
+    eval_batch_size: int = 65536
+    num_neighbors: tuple[int, ...] = (10, 10)
+    strategy: str = 'backprop'
+    checkpoint_every: int = 10
+    progress: bool | None = None
+
+
+@dataclass(kw_only=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    out: str | None = None
+    device: str = 'cpu'
+    deterministic: bool = False
+    preset: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> 'RunConfig':
+        sections = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in d.items():
+            if key not in sections:
+                raise ConfigError(f"Unknown config section '{key}'")
+            sub = _section_types().get(key)
+            if sub is not None:
+                hints = typing.get_type_hints(sub)
+                kwargs[key] = sub(**{
+                    k: _coerce_loaded(v, hints[k]) for k, v in value.items()})
+            else:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+
+def _section_types() -> dict[str, type]:
+    return {'data': DataConfig, 'model': ModelConfig, 'optim': OptimConfig,
+            'train': TrainConfig}
+
+
+def _coerce_loaded(value: Any, hint: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def config_keys() -> list[str]:
+    r"""Every ``section.key`` that ``--set`` accepts."""
+    keys = []
+    for sec, cls in _section_types().items():
+        keys += [f'{sec}.{f.name}' for f in dataclasses.fields(cls)]
+    keys += [f.name for f in dataclasses.fields(RunConfig)
+             if f.name not in _section_types()]
+    return keys
+
+
+def _type_name(hint: Any) -> str:
+    if isinstance(hint, type):
+        return hint.__name__
+    return str(hint).replace('typing.', '')
+
+
+def _coerce(key: str, raw: str, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        if raw.strip().lower() in ('none', 'null', '') and \
+                type(None) in args:
+            return None
+        errors = []
+        for a in inner:
+            try:
+                return _coerce(key, raw, a)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"Bad value '{raw}' for '{key}': expected "
+                          f"{_type_name(hint)}")
+    if origin is tuple:
+        elem = args[0] if args else str
+        parts = [p for p in raw.replace('[', '').replace(']', '')
+                 .replace('(', '').replace(')', '').split(',') if p.strip()]
+        return tuple(_coerce(key, p.strip(), elem) for p in parts)
+    if hint is bool:
+        low = raw.strip().lower()
+        if low in ('1', 'true', 'yes', 'on'):
+            return True
+        if low in ('0', 'false', 'no', 'off'):
+            return False
+        raise ConfigError(f"Bad value '{raw}' for '{key}': expected a bool "
+                          f"(true/false)")
+    if hint is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"Bad value '{raw}' for '{key}': expected an "
+                              f"int") from None
+    if hint is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"Bad value '{raw}' for '{key}': expected a "
+                              f"float") from None
+    if hint is str:
+        return raw
+    raise ConfigError(f"Cannot set '{key}' of type {_type_name(hint)}")
+
+
+def _find_key(cfg: RunConfig, key: str) -> tuple[Any, str]:
+    parts = key.split('.')
+    sections = _section_types()
+    if len(parts) == 2 and parts[0] in sections:
+        return getattr(cfg, parts[0]), parts[1]
+    if len(parts) == 1:
+        top = [f.name for f in dataclasses.fields(RunConfig)
+               if f.name not in sections]
+        if key in top:
+            return cfg, key
+        owners = [sec for sec, cls in sections.items()
+                  if key in {f.name for f in dataclasses.fields(cls)}]
+        if len(owners) == 1:
+            return getattr(cfg, owners[0]), key
+        if len(owners) > 1:
+            raise ConfigError(f"Ambiguous key '{key}': use one of "
+                              f"{', '.join(f'{o}.{key}' for o in owners)}")
+    raise ConfigError(f"Unknown config key '{key}'. Valid keys: "
+                      f"{', '.join(config_keys())}")
+
+
+def apply_overrides(cfg: RunConfig, overrides: Sequence[str]) -> RunConfig:
+    r"""Applies ``key=value`` strings to ``cfg`` (in place) and returns it.
+
+    Keys are ``section.field`` (``model.hidden_channels``) or a field name
+    that only one section has (``lr``). Values are coerced to the field's
+    type; a bad key or value raises :class:`ConfigError` naming the key and
+    the expected type.
+    """
+    for item in overrides:
+        if '=' not in item:
+            raise ConfigError(f"Override '{item}' must look like key=value")
+        key, raw = item.split('=', 1)
+        key = key.strip()
+        owner, name = _find_key(cfg, key)
+        names = {f.name for f in dataclasses.fields(owner)}
+        if name not in names:
+            raise ConfigError(f"Unknown config key '{key}'. Valid keys: "
+                              f"{', '.join(config_keys())}")
+        hint = typing.get_type_hints(type(owner))[name]
+        setattr(owner, name, _coerce(key, raw, hint))
+    return cfg

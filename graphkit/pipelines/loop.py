@@ -1,0 +1,336 @@
+r"""The one fit loop.
+
+:func:`fit` trains ``runs`` runs; run :math:`i` is seeded with
+``seed + i`` before its model, split and loaders are built. The test score
+reported for a run is the one at its best-validation epoch. Runs stop early
+after ``patience`` evaluations without improvement, write a checkpoint
+every ``checkpoint_every`` epochs and can be resumed exactly (model,
+optimizer, loop state and every RNG state are restored). A JSONL record is
+appended per finished run, and the summary (mean ± std) is saved as JSON and
+markdown.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from graphkit import data as gdata
+from graphkit.data import loaders as gloaders
+from graphkit import models
+from graphkit.pipelines import results as R
+from graphkit.pipelines.config import RunConfig
+from graphkit.pipelines.strategies import NonFiniteLossError, resolve_strategy
+from graphkit.pipelines.tasks import Task, make_task
+
+log = logging.getLogger(__name__)
+
+__all__ = ['fit', 'Trainer', 'resolve_device', 'set_determinism',
+           'CHECKPOINT', 'RECORDS']
+
+CHECKPOINT = 'checkpoint.pt'
+RECORDS = 'runs.jsonl'
+Callback = Callable[..., None]
+
+
+def resolve_device(name: str) -> torch.device:
+    r"""``auto`` picks CUDA when available (PyG's ``device('auto')``)."""
+    if name == 'auto':
+        from torch_geometric import device as pyg_device
+        return pyg_device('auto')
+    try:
+        return torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"Invalid device '{name}': expected auto, cpu, "
+                         f"cuda or cuda:N") from e
+
+
+def set_determinism() -> None:
+    r"""Deterministic kernels (and cuDNN / cuBLAS settings on GPUs)."""
+    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(),
+             'python': random.getstate()}
+    if torch.cuda.is_available():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state['torch'])
+    np.random.set_state(state['numpy'])
+    random.setstate(state['python'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == 'cuda':
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    except ImportError:  # not on POSIX
+        return float('nan')
+
+
+def _environment() -> dict[str, Any]:
+    import torch_geometric
+    try:
+        sha = subprocess.run(['git', 'rev-parse', 'HEAD'],
+                             capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ''
+    return {'git_sha': sha or None, 'python': platform.python_version(),
+            'torch': torch.__version__,
+            'torch_geometric': torch_geometric.__version__}
+
+
+class Trainer:
+    r"""Trains one run; its :meth:`state_dict` resumes it exactly."""
+
+    def __init__(self, cfg: RunConfig, task: Task, run: int,
+                 device: torch.device) -> None:
+        self.cfg, self.task, self.run = cfg, task, run
+        self.seed = cfg.train.seed + run
+        torch_geometric_seed(self.seed)
+        self.split = task.bundle.split_for_run(run, self.seed)
+        task.setup(self.split)
+        dims = task.model_dims()
+        hparams = cfg.model.hparams()
+        self.model = models.build(cfg.model.name, task=task.kind,
+                                  **dims, **hparams).to(device)
+        optim = asdict(cfg.optim)
+        self.strategy = resolve_strategy(cfg.train.strategy)(self.model,
+                                                             **optim)
+        self.epoch = 0
+        self.best: dict[str, Any] | None = None
+        self.bad_evals = 0
+        self.history: list[dict[str, float]] = []
+        self.train_time = 0.0
+        self.elapsed = 0.0
+        self.stopped_early = False
+
+    # -- Stateful ------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {'run': self.run, 'epoch': self.epoch, 'best': self.best,
+                'bad_evals': self.bad_evals, 'history': self.history,
+                'train_time': self.train_time, 'elapsed': self.elapsed,
+                'model': self.model.state_dict(),
+                'strategy': self.strategy.state_dict(), 'rng': _rng_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state['model'])
+        self.strategy.load_state_dict(state['strategy'])
+        for key in ('epoch', 'best', 'bad_evals', 'history', 'train_time',
+                    'elapsed'):
+            setattr(self, key, state[key])
+        _set_rng_state(state['rng'])
+
+    # -- selection -----------------------------------------------------------
+    def _improved(self, scores: dict[str, float]) -> bool:
+        if self.best is None:
+            return True
+        if self.cfg.train.select_by == 'loss':
+            return scores['valid_loss'] < self.best['valid_loss']
+        if self.task.higher_is_better:
+            return scores['valid'] > self.best['valid']
+        return scores['valid'] < self.best['valid']
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        gen = gloaders.epoch_generator(self.seed, epoch)
+        losses = []
+        for batch in self.task.train_batches(gen):
+            try:
+                out = self.strategy.step(self.task, batch)
+            except NonFiniteLossError as e:
+                raise NonFiniteLossError(
+                    f"Training stopped: {e} at epoch {epoch} (run "
+                    f"{self.run}, seed {self.seed}, step {len(losses)}). "
+                    f"Try a lower learning rate (optim.lr) or gradient "
+                    f"clipping (optim.grad_clip).") from None
+            losses.append(out['loss'])
+        return {'epoch': epoch, 'loss': float(np.mean(losses))}
+
+    def fit(self, checkpoint: Path | None = None,
+            callbacks: Sequence[Callback] = (),
+            progress: bool = False) -> R.RunResult:
+        from tqdm.auto import tqdm
+        tc = self.cfg.train
+        start = time.perf_counter() - self.elapsed
+        bar = tqdm(range(self.epoch + 1, tc.epochs + 1), disable=not progress,
+                   initial=self.epoch, total=tc.epochs,
+                   desc=f'run {self.run}', leave=False, dynamic_ncols=True)
+        for epoch in bar:
+            t0 = time.perf_counter()
+            entry = self.train_epoch(epoch)
+            self.train_time += time.perf_counter() - t0
+            stop = False
+            if epoch % tc.eval_every == 0 or epoch == tc.epochs:
+                scores = self.task.evaluate(self.model)
+                entry.update(scores)
+                if self._improved(scores):
+                    self.best = dict(scores, epoch=epoch)
+                    self.bad_evals = 0
+                else:
+                    self.bad_evals += 1
+                stop = bool(tc.patience) and self.bad_evals >= tc.patience
+                bar.set_postfix(loss=f"{entry['loss']:.4f}",
+                                valid=f"{scores['valid']:.4f}")
+            self.history.append(entry)
+            self.epoch = epoch
+            self.elapsed = time.perf_counter() - start
+            if checkpoint is not None and (epoch % tc.checkpoint_every == 0
+                                           or stop):
+                tmp = checkpoint.with_suffix('.tmp')
+                torch.save(self.state_dict(), tmp)
+                os.replace(tmp, checkpoint)
+            for cb in callbacks:
+                cb(run=self.run, epoch=epoch, metrics=entry, trainer=self)
+            if stop:
+                self.stopped_early = True
+                break
+        bar.close()
+        best = self.best or {}
+        return R.RunResult(
+            run=self.run, seed=self.seed, split=getattr(self.split, 'name',
+                                                        ''),
+            best_epoch=int(best.get('epoch', 0)),
+            valid=float(best.get('valid', float('nan'))),
+            test=float(best.get('test', float('nan'))),
+            train=best.get('train'), epochs=self.epoch,
+            time_s=time.perf_counter() - start,
+            epoch_time_s=self.train_time / max(self.epoch, 1),
+            peak_memory_mb=_peak_memory_mb(next(self.model.parameters())
+                                           .device),
+            stopped_early=self.stopped_early, history=self.history)
+
+
+def torch_geometric_seed(seed: int) -> None:
+    from torch_geometric import seed_everything
+    seed_everything(seed)
+
+
+def _default_out(cfg: RunConfig) -> Path:
+    return Path('runs') / f'{cfg.model.name}-{cfg.data.name}'.replace(
+        '/', '_')
+
+
+def _check_resume_config(out: Path, cfg: RunConfig) -> None:
+    path = out / 'config.json'
+    if not path.is_file():
+        return
+    saved = json.loads(path.read_text()).get('config', {})
+    now = json.loads(json.dumps(cfg.to_dict()))
+    diffs = []
+    for sec, vals in now.items():
+        old = saved.get(sec)
+        if isinstance(vals, dict) and isinstance(old, dict):
+            diffs += [f'{sec}.{k}' for k, v in vals.items()
+                      if k != 'progress' and old.get(k) != v]
+        elif sec not in ('out', 'device') and old != vals:
+            diffs.append(sec)
+    if diffs:
+        raise ValueError(f"Cannot resume from {out}: the configuration "
+                         f"differs at {', '.join(diffs)}. Resume with the "
+                         f"same settings, or drop --resume to start over.")
+
+
+def fit(cfg: RunConfig, *, resume: bool = False,
+        bundle: gdata.DatasetBundle | None = None,
+        callbacks: Sequence[Callback] = ()) -> R.Summary:
+    r"""Trains ``cfg.train.runs`` runs and returns their
+    :class:`~graphkit.pipelines.results.Summary`.
+
+    Args:
+        cfg (RunConfig): the full configuration.
+        resume (bool): continue from ``<out>/checkpoint.pt`` and the runs
+            already recorded in ``<out>/runs.jsonl``.
+        bundle (DatasetBundle, optional): an already loaded dataset.
+        callbacks (list): called as ``cb(run=, epoch=, metrics=, trainer=)``
+            after each epoch (and after its checkpoint is written).
+    """
+    device = resolve_device(cfg.device)
+    if cfg.deterministic:
+        set_determinism()
+    dc = cfg.data
+    if bundle is None:
+        bundle = gdata.load(dc.name, root=dc.root, mirror=dc.mirror,
+                            split=dc.split, seed=cfg.train.seed,
+                            task=dc.task or _model_task(cfg, dc.name),
+                            ratios=dc.ratios,
+                            normalize_features=dc.normalize_features)
+    task = make_task(bundle, batch_size=cfg.train.batch_size,
+                     eval_batch_size=cfg.train.eval_batch_size,
+                     num_neighbors=cfg.train.num_neighbors,
+                     metric=dc.metric, device=device)
+    runs = cfg.train.runs or max(bundle.num_splits or 1, 1)
+    out = Path(cfg.out) if cfg.out else _default_out(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    records_path, ckpt_path = out / RECORDS, out / CHECKPOINT
+    if resume:
+        _check_resume_config(out, cfg)
+    else:
+        for name in (RECORDS, CHECKPOINT, 'summary.json', 'summary.md'):
+            (out / name).unlink(missing_ok=True)
+    (out / 'config.json').write_text(json.dumps(
+        {'config': cfg.to_dict(), 'environment': _environment()}, indent=2))
+    done = R.read_records(records_path) if resume else []
+    progress = (cfg.train.progress if cfg.train.progress is not None else
+                sys.stderr.isatty())
+    log.info('%s on %s (%s): %d run(s), metric %s, split %s, output %s',
+             cfg.model.name, bundle.name, task.kind, runs, task.metric,
+             bundle.split_kind, out)
+    for run in range(len(done), runs):
+        trainer = Trainer(cfg, task, run, device)
+        if resume and ckpt_path.is_file():
+            state = torch.load(ckpt_path, map_location=device,
+                               weights_only=False)
+            if state['run'] == run:
+                trainer.load_state_dict(state)
+                log.info('Resumed run %d at epoch %d', run, trainer.epoch)
+        record = trainer.fit(ckpt_path, callbacks, progress)
+        R.append_record(records_path, record)
+        ckpt_path.unlink(missing_ok=True)
+        done.append(record)
+        log.info('run %d (seed %d, %s): best epoch %d, valid %.4f, test '
+                 '%.4f, %.4f s/epoch', run, record.seed, record.split,
+                 record.best_epoch, record.valid, record.test,
+                 record.epoch_time_s)
+    summary = R.summarize(done, cfg.model.name, bundle.name, task.metric)
+    (out / 'summary.json').write_text(json.dumps(summary.to_dict(),
+                                                 indent=2))
+    (out / 'summary.md').write_text(R.markdown_table([summary]) + '\n')
+    return summary
+
+
+def _model_task(cfg: RunConfig, dataset: str) -> str | None:
+    r"""The task implied by the model when the dataset supports several
+    (e.g. a link-only model on Cora)."""
+    spec = gdata.get_spec(dataset)
+    entry = models.resolve(cfg.model.name)
+    if spec.task in entry.tasks:
+        return spec.task
+    for t in entry.tasks:
+        if t in spec.supported_tasks:
+            return t
+    raise ValueError(f"Model '{entry.name}' ({', '.join(entry.tasks)}) "
+                     f"cannot run on dataset '{spec.name}' "
+                     f"({', '.join(spec.supported_tasks)})")

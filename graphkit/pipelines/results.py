@@ -1,0 +1,150 @@
+r"""Run records (JSONL), mean ± std over runs, markdown tables and plots."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+__all__ = ['RunResult', 'Summary', 'append_record', 'read_records',
+           'summarize', 'markdown_table', 'plot_history']
+
+
+@dataclass
+class RunResult:
+    r"""One run: the scores at the best-validation epoch and timings."""
+    run: int
+    seed: int
+    split: str
+    best_epoch: int
+    valid: float
+    test: float
+    train: float | None
+    epochs: int
+    time_s: float
+    epoch_time_s: float
+    peak_memory_mb: float | None = None
+    stopped_early: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+@dataclass
+class Summary:
+    r"""Mean ± std over runs."""
+    model: str
+    dataset: str
+    metric: str
+    runs: int
+    test_mean: float
+    test_std: float
+    valid_mean: float
+    valid_std: float
+    test_ci95: float
+    epoch_time_s: float
+    time_s: float
+    records: list[RunResult] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop('records')
+        return d
+
+    def line(self) -> str:
+        return (f"{self.model} on {self.dataset}: test {self.metric} "
+                f"{100 * self.test_mean:.2f} ± {100 * self.test_std:.2f} "
+                f"(valid {100 * self.valid_mean:.2f} ± "
+                f"{100 * self.valid_std:.2f}, {self.runs} runs, "
+                f"{self.epoch_time_s:.4f} s/epoch)")
+
+
+def append_record(path: str | os.PathLike, record: RunResult) -> None:
+    with open(path, 'a') as f:
+        f.write(record.to_json() + '\n')
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_records(path: str | os.PathLike) -> list[RunResult]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            out.append(RunResult(**json.loads(line)))
+    return out
+
+
+def _mean_std(xs: Sequence[float]) -> tuple[float, float]:
+    xs = [x for x in xs if x is not None and not math.isnan(x)]
+    if not xs:
+        return float('nan'), float('nan')
+    mean = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return mean, 0.0
+    var = sum((x - mean)**2 for x in xs) / (len(xs) - 1)
+    return mean, math.sqrt(var)
+
+
+def summarize(records: Iterable[RunResult], model: str, dataset: str,
+              metric: str) -> Summary:
+    r"""Mean and (sample) standard deviation over runs, plus the 95%
+    confidence half-width :math:`1.96\,\sigma/\sqrt{n}`."""
+    records = list(records)
+    tm, ts = _mean_std([r.test for r in records])
+    vm, vs = _mean_std([r.valid for r in records])
+    em, _ = _mean_std([r.epoch_time_s for r in records])
+    n = max(len(records), 1)
+    return Summary(model=model, dataset=dataset, metric=metric,
+                   runs=len(records), test_mean=tm, test_std=ts,
+                   valid_mean=vm, valid_std=vs,
+                   test_ci95=1.96 * ts / math.sqrt(n), epoch_time_s=em,
+                   time_s=sum(r.time_s for r in records), records=records)
+
+
+def markdown_table(summaries: Sequence[Summary]) -> str:
+    r"""A markdown table with one row per summary (scores in %)."""
+    rows = ['| model | dataset | metric | runs | test | valid | s/epoch |',
+            '|---|---|---|---|---|---|---|']
+    for s in summaries:
+        rows.append(f'| {s.model} | {s.dataset} | {s.metric} | {s.runs} | '
+                    f'{100 * s.test_mean:.2f} ± {100 * s.test_std:.2f} | '
+                    f'{100 * s.valid_mean:.2f} ± {100 * s.valid_std:.2f} | '
+                    f'{s.epoch_time_s:.4f} |')
+    return '\n'.join(rows)
+
+
+def plot_history(records: Sequence[RunResult], path: str | os.PathLike,
+                 metric: str = 'metric') -> Path:
+    r"""Plots training loss and validation score per epoch for each run to
+    a PNG (needs matplotlib: ``pip install graphkit[plot]``)."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise ImportError("Plotting needs matplotlib: pip install "
+                          "'graphkit[plot]'") from e
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for r in records:
+        ep = [h['epoch'] for h in r.history if 'loss' in h]
+        ax1.plot(ep, [h['loss'] for h in r.history if 'loss' in h],
+                 label=f'run {r.run}')
+        ev = [h for h in r.history if 'valid' in h]
+        ax2.plot([h['epoch'] for h in ev], [h['valid'] for h in ev])
+    ax1.set_xlabel('epoch')
+    ax1.set_ylabel('training loss')
+    ax2.set_xlabel('epoch')
+    ax2.set_ylabel(f'validation {metric}')
+    if len(records) <= 10:
+        ax1.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

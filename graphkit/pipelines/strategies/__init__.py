@@ -1,0 +1,18 @@
+r"""Training strategies: how a step updates parameters."""
+from __future__ import annotations
+
+from graphkit.pipelines.strategies.backprop import Backprop, NonFiniteLossError
+from graphkit.pipelines.strategies.base import Strategy, build_optimizer
+
+__all__ = ['Strategy', 'Backprop', 'NonFiniteLossError', 'build_optimizer',
+           'STRATEGIES', 'resolve_strategy']
+
+STRATEGIES: dict[str, type[Strategy]] = {'backprop': Backprop}
+
+
+def resolve_strategy(name: str) -> type[Strategy]:
+    key = name.strip().lower()
+    if key not in STRATEGIES:
+        raise ValueError(f"Unknown strategy '{name}'. Valid: "
+                         f"{', '.join(sorted(STRATEGIES))}")
+    return STRATEGIES[key]

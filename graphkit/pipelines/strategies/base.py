@@ -1,0 +1,67 @@
+r"""The strategy interface: how one training step updates parameters."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from torch.nn import Module
+
+__all__ = ['Strategy', 'build_optimizer']
+
+
+def build_optimizer(params, name: str, lr: float,
+                    weight_decay: float) -> torch.optim.Optimizer:
+    r"""Resolves an optimizer by name (``adam``, ``adamw``, ``sgd``)."""
+    table = {'adam': torch.optim.Adam, 'adamw': torch.optim.AdamW,
+             'sgd': torch.optim.SGD}
+    key = name.lower()
+    if key not in table:
+        raise ValueError(f"Unknown optimizer '{name}'. Valid: "
+                         f"{', '.join(table)}")
+    return table[key](params, lr=lr, weight_decay=weight_decay)
+
+
+class Strategy(ABC):
+    r"""A training strategy owns the optimizer state and implements
+    :meth:`step`, which takes one batch and returns scalar metrics (at least
+    ``loss``). The loop never touches gradients itself, so backprop,
+    forward-only (layer-local) training and expert schedules share it."""
+    name = ''
+
+    def __init__(self, model: Module, *, optimizer: str = 'adam',
+                 lr: float = 0.01, weight_decay: float = 0.0,
+                 decoder_lr: float | None = None,
+                 grad_clip: float | None = None) -> None:
+        self.model = model
+        self.grad_clip = grad_clip
+        self.optimizer = build_optimizer(
+            self.param_groups(model, lr, decoder_lr), optimizer, lr,
+            weight_decay)
+
+    @staticmethod
+    def param_groups(model: Module, lr: float,
+                     decoder_lr: float | None) -> list[dict[str, Any]]:
+        r"""One group, or two when ``decoder_lr`` is set and the model has
+        a ``decoder`` (e.g. separate encoder / predictor rates)."""
+        decoder = getattr(model, 'decoder', None)
+        if decoder_lr is None or decoder is None:
+            return [{'params': [p for p in model.parameters()
+                                if p.requires_grad]}]
+        dec_ids = {id(p) for p in decoder.parameters()}
+        return [
+            {'params': [p for p in model.parameters()
+                        if id(p) not in dec_ids and p.requires_grad]},
+            {'params': [p for p in decoder.parameters() if p.requires_grad],
+             'lr': decoder_lr},
+        ]
+
+    @abstractmethod
+    def step(self, task, batch: Any) -> dict[str, float]:
+        r"""Trains on one batch and returns metrics such as ``loss``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {'optimizer': self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state['optimizer'])
