@@ -61,9 +61,11 @@ def mlp(in_channels: int, out_channels: int, hidden_channels: int = 64,
 @register('gcn', description='GCN (Kipf & Welling, 2017), PyG BasicGNN')
 def gcn(in_channels: int, out_channels: int, hidden_channels: int = 64,
         num_layers: int = 2, dropout: float = 0.5, norm: str | None = None,
-        jk: str | None = None) -> Module:
+        jk: str | None = None, cached: bool = False) -> Module:
+    # ``cached`` stores the normalised adjacency after the first call; the
+    # pipeline sets it only when the graph is fixed for the whole run.
     return GCN(in_channels, hidden_channels, num_layers, out_channels,
-               dropout=dropout, norm=norm, jk=jk)
+               dropout=dropout, norm=norm, jk=jk, cached=cached)
 
 
 @register('sage', description='GraphSAGE (Hamilton et al., 2017), mean aggr')

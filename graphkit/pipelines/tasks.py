@@ -47,7 +47,14 @@ class Task(ABC):
     def model_dims(self) -> dict[str, Any]:
         r"""Keyword arguments the model builder needs from the data."""
         return {'in_channels': self.bundle.num_features,
-                'out_channels': self.bundle.num_classes}
+                'out_channels': self.bundle.num_classes,
+                'cached': self.static_graph}
+
+    @property
+    def static_graph(self) -> bool:
+        r"""Whether the model always sees the same graph during a run (then
+        encoders may cache graph normalisation, e.g. GCN's)."""
+        return False
 
     def setup(self, split: Any) -> None:
         self.split = split
@@ -76,6 +83,10 @@ class NodeTask(Task):
     r"""Node classification (multi-class cross-entropy, or multi-label BCE
     for OGB binary tasks), full-batch or neighbour-sampled."""
     kind = 'node'
+
+    @property
+    def static_graph(self) -> bool:
+        return not self.batch_size
 
     def setup(self, split) -> None:
         super().setup(split)
@@ -173,6 +184,8 @@ class LinkTask(Task):
     """
     kind = 'link'
     sparse_threshold = 200_000
+    dense_negatives_max_nodes = 20_000
+    static_graph = True
 
     def model_dims(self) -> dict[str, Any]:
         out = super().model_dims()
@@ -202,9 +215,12 @@ class LinkTask(Task):
     def loss(self, model, idx: Tensor) -> Tensor:
         from torch_geometric.utils import negative_sampling
         pos_pairs = self.train_pos[:, idx]
+        method = ('dense' if self.num_nodes <= self.dense_negatives_max_nodes
+                  else 'sparse')
         neg_pairs = negative_sampling(self.edge_index,
                                       num_nodes=self.num_nodes,
-                                      num_neg_samples=idx.numel())
+                                      num_neg_samples=idx.numel(),
+                                      method=method)
         h = model.encode(self.x, self.adj)
         pos = model.decode(h, pos_pairs, self.adj)
         neg = model.decode(h, neg_pairs, self.adj)
