@@ -38,8 +38,18 @@ def index_batches(n: int, batch_size: int | None, shuffle: bool = True,
 def neighbor_loader(data, input_nodes: Tensor | None, batch_size: int,
                     num_neighbors: Sequence[int], shuffle: bool = True,
                     generator: torch.Generator | None = None, **kwargs):
-    r"""PyG :class:`~torch_geometric.loader.NeighborLoader` over
-    ``input_nodes`` (seed nodes come first in every batch)."""
+    r"""Neighbour-sampled mini-batches over ``input_nodes`` (seed nodes come
+    first in every batch).
+
+    Uses PyG's :class:`~torch_geometric.loader.NeighborLoader` when
+    ``pyg-lib`` or ``torch-sparse`` is installed, and the pure-PyTorch
+    :class:`~graphkit.data.sampling.UniformNeighborLoader` otherwise.
+    """
+    import torch_geometric.typing as pyg_typing
+    if not (pyg_typing.WITH_PYG_LIB or pyg_typing.WITH_TORCH_SPARSE):
+        from graphkit.data.sampling import UniformNeighborLoader
+        return UniformNeighborLoader(data, num_neighbors, input_nodes,
+                                     batch_size, shuffle, generator)
     from torch_geometric.loader import NeighborLoader
     return NeighborLoader(data, num_neighbors=list(num_neighbors),
                           input_nodes=input_nodes, batch_size=batch_size,

@@ -1,0 +1,120 @@
+import pytest
+import torch
+
+from graphkit.layers import DotDecoder, HadamardMLPDecoder
+from graphkit.models import build, build_encoder, model_names, resolve
+from graphkit.testing import dense_gcn_layer, permute_graph, tiny_graph
+
+BASIC = ['mlp', 'gcn', 'sage', 'gat', 'gin']
+
+
+def test_registry_lists_baselines():
+    assert set(BASIC) <= set(model_names())
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(ValueError, match='Valid names: .*gcn.*sage'):
+        resolve('gcnn')
+
+
+@pytest.mark.parametrize('name', BASIC)
+def test_node_model_shapes_grads_and_equivariance(name):
+    torch.manual_seed(0)
+    data = tiny_graph(num_features=4)
+    model = build(name, 'node', in_channels=4, out_channels=3,
+                  hidden_channels=8, dropout=0.0, heads=2)
+    model.eval()
+    out = model(data.x, data.edge_index)
+    assert out.shape == (6, 3)
+    out.sum().backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+    perm = torch.tensor([3, 5, 0, 1, 4, 2])
+    pdata = permute_graph(data, perm)
+    assert torch.allclose(model(pdata.x, pdata.edge_index), out[perm],
+                          atol=1e-5)
+
+
+def test_gcn_matches_dense_reference():
+    torch.manual_seed(0)
+    data = tiny_graph(num_features=3)
+    enc = build_encoder('gcn', 3, 2, hidden_channels=2, num_layers=1,
+                        dropout=0.0)
+    conv = enc.convs[0]
+    ref = dense_gcn_layer(data.x, data.edge_index, conv.lin.weight,
+                          conv.bias)
+    assert torch.allclose(enc(data.x, data.edge_index), ref, atol=1e-6)
+
+
+def test_input_dropout_only_in_training():
+    data = tiny_graph(num_features=4)
+    model = build('mlp', 'node', in_channels=4, out_channels=2,
+                  input_dropout=0.5, dropout=0.0)
+    model.eval()
+    a = model(data.x, data.edge_index)
+    assert torch.equal(a, model(data.x, data.edge_index))
+    model.train()
+    torch.manual_seed(0)
+    b = model(data.x, data.edge_index)
+    assert not torch.allclose(a, b)
+
+
+def test_dot_decoder_reference():
+    h = torch.randn(5, 4)
+    pairs = torch.tensor([[0, 1, 4], [2, 3, 4]])
+    expected = torch.stack([h[i] @ h[j] for i, j in pairs.t().tolist()])
+    assert torch.allclose(DotDecoder()(h, pairs), expected)
+
+
+def test_mlp_decoder_reference_and_symmetry():
+    torch.manual_seed(0)
+    dec = HadamardMLPDecoder(4, 8, num_layers=2)
+    h = torch.randn(5, 4)
+    pairs = torch.tensor([[0, 1], [2, 3]])
+    lin0, lin1 = dec.lins
+    z = torch.relu((h[[0, 1]] * h[[2, 3]]) @ lin0.weight.t() + lin0.bias)
+    expected = (z @ lin1.weight.t() + lin1.bias).view(-1)
+    assert torch.allclose(dec(h, pairs), expected, atol=1e-6)
+    assert torch.allclose(dec(h, pairs.flip(0)), expected, atol=1e-6)
+    with pytest.raises(ValueError, match=r'shape \[2, B\]'):
+        dec(h, torch.tensor([[0, 1, 2], [2, 3, 4]]).t())
+
+
+@pytest.mark.parametrize('name', ['gcn', 'sage'])
+def test_link_model_featureless_and_equivariance(name):
+    torch.manual_seed(0)
+    data = tiny_graph(num_features=4)
+    model = build(name, 'link', in_channels=4, out_channels=1,
+                  hidden_channels=8, dropout=0.0)
+    model.eval()
+    pairs = torch.tensor([[0, 3], [4, 5]])
+    s = model(data.x, data.edge_index, pairs)
+    assert s.shape == (2, )
+    perm = torch.tensor([3, 5, 0, 1, 4, 2])
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(6)
+    pdata = permute_graph(data, perm)
+    assert torch.allclose(model(pdata.x, pdata.edge_index, inv[pairs]), s,
+                          atol=1e-5)
+    emb = build(name, 'link', in_channels=0, out_channels=1,
+                hidden_channels=8, num_nodes=6)
+    assert emb.embedding.weight.shape == (6, 8)
+    assert emb(None, data.edge_index, pairs).shape == (2, )
+
+
+def test_graph_model_pooling_invariance():
+    torch.manual_seed(0)
+    data = tiny_graph(num_features=4)
+    model = build('gin', 'graph', in_channels=4, out_channels=2,
+                  hidden_channels=8, pool='sum')
+    model.eval()
+    out = model(data.x, data.edge_index)
+    assert out.shape == (1, 2)
+    pdata = permute_graph(data, torch.tensor([5, 4, 3, 2, 1, 0]))
+    assert torch.allclose(model(pdata.x, pdata.edge_index), out, atol=1e-5)
+
+
+def test_gat_bad_heads():
+    with pytest.raises(ValueError, match='divisible by heads'):
+        build('gat', 'node', in_channels=4, out_channels=2,
+              hidden_channels=10, heads=3)

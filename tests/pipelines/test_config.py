@@ -1,0 +1,50 @@
+import pytest
+
+from graphkit.pipelines import (ConfigError, RunConfig, apply_overrides,
+                                default_config, get_preset)
+
+
+def test_overrides_are_coerced():
+    cfg = apply_overrides(RunConfig(), [
+        'model.hidden_channels=128', 'lr=0.001', 'train.patience=none',
+        'train.num_neighbors=15,10,5', 'data.normalize_features=true',
+        'data.ratios=0.85,0.05,0.1', 'model.norm=batch_norm'])
+    assert cfg.model.hidden_channels == 128
+    assert cfg.optim.lr == 0.001
+    assert cfg.train.patience is None
+    assert cfg.train.num_neighbors == (15, 10, 5)
+    assert cfg.data.normalize_features is True
+    assert cfg.data.ratios == (0.85, 0.05, 0.1)
+    assert cfg.model.norm == 'batch_norm'
+
+
+def test_bad_key_names_the_key():
+    with pytest.raises(ConfigError, match="Unknown config key "
+                       "'model.hiden_channels'"):
+        apply_overrides(RunConfig(), ['model.hiden_channels=3'])
+
+
+def test_bad_value_names_key_and_type():
+    with pytest.raises(ConfigError, match="'model.hidden_channels'.*int"):
+        apply_overrides(RunConfig(), ['model.hidden_channels=big'])
+    with pytest.raises(ConfigError, match="'lr'.*float"):
+        apply_overrides(RunConfig(), ['lr=fast'])
+    with pytest.raises(ConfigError, match='bool'):
+        apply_overrides(RunConfig(), ['data.normalize_features=maybe'])
+    with pytest.raises(ConfigError, match='key=value'):
+        apply_overrides(RunConfig(), ['lr'])
+
+
+def test_ambiguous_short_key():
+    with pytest.raises(ConfigError, match='Ambiguous'):
+        apply_overrides(RunConfig(), ['name=x'])
+
+
+def test_presets_and_round_trip():
+    cfg = default_config('gcn', 'cora')
+    assert cfg.preset == 'gcn-cora' and cfg.model.hidden_channels == 16
+    assert default_config('sage', 'texas').model.name == 'sage'
+    again = RunConfig.from_dict(cfg.to_dict())
+    assert again == cfg
+    with pytest.raises(ValueError, match='Valid presets'):
+        get_preset('nope')

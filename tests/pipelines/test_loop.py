@@ -1,0 +1,130 @@
+import json
+import math
+
+import pytest
+import torch
+
+from graphkit import data as gdata
+from graphkit.pipelines import (DataConfig, ModelConfig, OptimConfig,
+                                RunConfig, TrainConfig, fit)
+from graphkit.pipelines.results import read_records
+from graphkit.pipelines.strategies import NonFiniteLossError
+
+
+def _cfg(tmp_path, **train):
+    t = dict(epochs=30, runs=2, checkpoint_every=1, progress=False)
+    t.update(train)
+    return RunConfig(
+        data=DataConfig(name='csbm'),
+        model=ModelConfig(name='gcn', hidden_channels=16, dropout=0.5),
+        optim=OptimConfig(lr=0.01, weight_decay=5e-4),
+        train=TrainConfig(**t), out=str(tmp_path / 'out'))
+
+
+def test_fit_learns_and_writes_records(tmp_path):
+    summary = fit(_cfg(tmp_path))
+    assert summary.runs == 2 and summary.test_mean > 0.8
+    out = tmp_path / 'out'
+    records = read_records(out / 'runs.jsonl')
+    assert [r.seed for r in records] == [0, 1]
+    for r in records:
+        best = max(h['valid'] for h in r.history)
+        assert r.valid == best
+        at_best = [h for h in r.history if h['epoch'] == r.best_epoch][0]
+        assert r.test == at_best['test']
+    assert json.loads((out / 'summary.json').read_text())['runs'] == 2
+    assert 'environment' in json.loads((out / 'config.json').read_text())
+    assert not (out / 'checkpoint.pt').exists()
+
+
+def test_same_seed_same_result(tmp_path):
+    a = fit(_cfg(tmp_path / 'a', runs=1))
+    b = fit(_cfg(tmp_path / 'b', runs=1))
+    assert a.records[0].history == b.records[0].history
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def test_resume_after_crash_matches_uninterrupted(tmp_path):
+    ref = fit(_cfg(tmp_path / 'ref'))
+
+    def crash(run, epoch, **_):
+        if run == 1 and epoch == 17:
+            raise _Crash
+
+    cfg = _cfg(tmp_path / 'x')
+    with pytest.raises(_Crash):
+        fit(cfg, callbacks=[crash])
+    ckpt = torch.load(tmp_path / 'x' / 'out' / 'checkpoint.pt',
+                      weights_only=False)
+    assert (ckpt['run'], ckpt['epoch']) == (1, 17)
+    resumed = fit(cfg, resume=True)
+    for a, b in zip(ref.records, resumed.records):
+        assert a.history == b.history
+        assert (a.best_epoch, a.valid, a.test) == (b.best_epoch, b.valid,
+                                                   b.test)
+
+
+def test_resume_rejects_changed_config(tmp_path):
+    cfg = _cfg(tmp_path, runs=1, epochs=3)
+    fit(cfg)
+    cfg.optim.lr = 0.5
+    with pytest.raises(ValueError, match='optim.lr'):
+        fit(cfg, resume=True)
+
+
+def test_early_stopping(tmp_path):
+    s = fit(_cfg(tmp_path, runs=1, epochs=500, patience=5))
+    r = s.records[0]
+    assert r.stopped_early and r.epochs < 500
+    assert r.epochs - r.best_epoch == 5
+
+
+def test_nan_loss_names_epoch(tmp_path):
+    cfg = _cfg(tmp_path, runs=1)
+    cfg.optim.lr = 1e30
+    with pytest.raises(NonFiniteLossError, match=r'at epoch \d+'):
+        fit(cfg)
+
+
+def test_fixed_splits_one_run_per_split(tmp_path):
+    bundle = gdata.load('csbm')
+    splits = [bundle.split_for_run(0, s) for s in range(3)]
+    bundle.fixed_splits = splits
+    cfg = _cfg(tmp_path, runs=None, epochs=2)
+    s = fit(cfg, bundle=bundle)
+    assert s.runs == 3
+    assert [r.split for r in s.records] == [sp.name for sp in splits]
+
+
+def test_minibatch_node_training(tmp_path):
+    cfg = _cfg(tmp_path, runs=1, epochs=5, batch_size=64,
+               num_neighbors=(5, 5))
+    cfg.model.name = 'sage'
+    s = fit(cfg)
+    assert s.test_mean > 0.6
+
+
+def test_link_task_on_synthetic(tmp_path):
+    cfg = _cfg(tmp_path, runs=1, epochs=20)
+    cfg.data.task = 'link'
+    cfg.data.metric = 'auc'
+    s = fit(cfg)
+    assert s.metric == 'auc' and s.test_mean > 0.6
+
+
+def test_graph_task_on_tiny_dataset(tmp_path):
+    from torch_geometric.datasets import FakeDataset
+    ds = FakeDataset(num_graphs=60, avg_num_nodes=10, num_channels=4,
+                     num_classes=2, task='graph')
+    bundle = gdata.DatasetBundle(
+        name='fake', task='graph', data=ds, metric='accuracy',
+        split_kind='random', num_features=4, num_classes=2,
+        random_split=lambda s: gdata.splits.random_graph_split(
+            torch.cat([g.y for g in ds]), seed=s))
+    cfg = _cfg(tmp_path, runs=1, epochs=3)
+    cfg.model.name = 'gin'
+    s = fit(cfg, bundle=bundle)
+    assert 0.0 <= s.test_mean <= 1.0 and not math.isnan(s.valid_mean)
