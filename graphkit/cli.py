@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Flags that set one config field: flag -> (section, field).
+_FLAG_FIELDS = {'split': ('data', 'split'), 'runs': ('train', 'runs'),
+                'epochs': ('train', 'epochs'), 'seed': ('train', 'seed'),
+                'data_root': ('data', 'root'), 'mirror': ('data', 'mirror'),
+                'progress': ('train', 'progress')}
+
+
 def config_from_args(args: argparse.Namespace):
     r"""Turns parsed ``run`` flags into a :class:`RunConfig`."""
     from graphkit.pipelines import apply_overrides, default_config, get_preset
@@ -84,22 +91,12 @@ def config_from_args(args: argparse.Namespace):
             cfg.data.name = args.dataset
     else:
         cfg = default_config(args.model or 'gcn', args.dataset or 'cora')
-    if args.split is not None:
-        cfg.data.split = args.split
-    if args.runs is not None:
-        cfg.train.runs = args.runs
-    if args.epochs is not None:
-        cfg.train.epochs = args.epochs
-    if args.seed is not None:
-        cfg.train.seed = args.seed
-    if args.data_root is not None:
-        cfg.data.root = args.data_root
-    if args.mirror is not None:
-        cfg.data.mirror = args.mirror
+    for flag, (section, name) in _FLAG_FIELDS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            setattr(getattr(cfg, section), name, value)
     if args.out is not None:
         cfg.out = args.out
-    if args.progress is not None:
-        cfg.train.progress = args.progress
     cfg.deterministic = cfg.deterministic or args.deterministic
     apply_overrides(cfg, args.overrides)
     from graphkit.pipelines.loop import resolve_device

@@ -288,31 +288,28 @@ def _planetoid_layout(name: str, split: str | None) -> RawLayout:
     return RawLayout(dirs=[rel], files=files, url=Planetoid.url)
 
 
-def _wiki_layout(name: str, split: str | None) -> RawLayout:
-    from torch_geometric.datasets import WikipediaNetwork
-    rel = f'WikipediaNetwork/{name}/geom_gcn/raw'
+def _geom_gcn_layout(rel: str, prefix: str, url: str) -> RawLayout:
+    r"""Geom-GCN's raw files: edges, features + labels, and 10 splits."""
     files = [f'{rel}/out1_graph_edges.txt',
              f'{rel}/out1_node_feature_label.txt']
-    files += _geom_split_files(name, rel)
-    return RawLayout(dirs=[rel], files=files, url=WikipediaNetwork.raw_url)
+    return RawLayout(dirs=[rel], files=files + _geom_split_files(prefix, rel),
+                     url=url)
+
+
+def _wiki_layout(name: str, split: str | None) -> RawLayout:
+    from torch_geometric.datasets import WikipediaNetwork
+    return _geom_gcn_layout(f'WikipediaNetwork/{name}/geom_gcn/raw', name,
+                            WikipediaNetwork.raw_url)
 
 
 def _webkb_layout(name: str, split: str | None) -> RawLayout:
     from torch_geometric.datasets import WebKB
-    rel = f'WebKB/{name}/raw'
-    files = [f'{rel}/out1_graph_edges.txt',
-             f'{rel}/out1_node_feature_label.txt']
-    files += _geom_split_files(name, rel)
-    return RawLayout(dirs=[rel], files=files, url=WebKB.url)
+    return _geom_gcn_layout(f'WebKB/{name}/raw', name, WebKB.url)
 
 
 def _actor_layout(name: str, split: str | None) -> RawLayout:
     from torch_geometric.datasets import Actor
-    rel = 'Actor/raw'
-    files = [f'{rel}/out1_graph_edges.txt',
-             f'{rel}/out1_node_feature_label.txt']
-    files += _geom_split_files('film', rel)
-    return RawLayout(dirs=[rel], files=files, url=Actor.url)
+    return _geom_gcn_layout('Actor/raw', 'film', Actor.url)
 
 
 def _amazon_layout(name: str, split: str | None) -> RawLayout:

@@ -170,18 +170,13 @@ def _coerce(key: str, raw: str, hint: Any) -> Any:
             return False
         raise ConfigError(f"Bad value '{raw}' for '{key}': expected a bool "
                           f"(true/false)")
-    if hint is int:
+    if hint in (int, float):
         try:
-            return int(raw)
+            return hint(raw)
         except ValueError:
-            raise ConfigError(f"Bad value '{raw}' for '{key}': expected an "
-                              f"int") from None
-    if hint is float:
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigError(f"Bad value '{raw}' for '{key}': expected a "
-                              f"float") from None
+            article = 'an' if hint is int else 'a'
+            raise ConfigError(f"Bad value '{raw}' for '{key}': expected "
+                              f"{article} {hint.__name__}") from None
     if hint is str:
         return raw
     raise ConfigError(f"Cannot set '{key}' of type {_type_name(hint)}")
