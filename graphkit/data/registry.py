@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -23,6 +24,9 @@ from graphkit.data.sources import (DatasetNotAvailableError, RawLayout,
                                    stage_raw_files)
 
 log = logging.getLogger(__name__)
+
+# OGB checks PyPI for a newer release when imported; skip that network call.
+os.environ.setdefault('OUTDATED_IGNORE', '1')
 
 __all__ = ['DatasetBundle', 'DatasetSpec', 'load', 'dataset_names',
            'get_spec', 'TASK_KINDS']

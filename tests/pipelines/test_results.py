@@ -1,0 +1,27 @@
+import math
+
+import pytest
+
+from graphkit.pipelines.results import (RunResult, append_record,
+                                        markdown_table, read_records,
+                                        summarize)
+
+
+def _rec(run, test):
+    return RunResult(run=run, seed=run, split='s', best_epoch=1, valid=0.5,
+                     test=test, train=None, epochs=2, time_s=1.0,
+                     epoch_time_s=0.5)
+
+
+def test_summary_and_round_trip(tmp_path):
+    recs = [_rec(0, 0.8), _rec(1, 0.9), _rec(2, 1.0)]
+    for r in recs:
+        append_record(tmp_path / 'r.jsonl', r)
+    back = read_records(tmp_path / 'r.jsonl')
+    assert back == recs
+    s = summarize(back, 'gcn', 'cora', 'accuracy')
+    assert s.test_mean == pytest.approx(0.9)
+    assert s.test_std == pytest.approx(0.1)
+    assert s.test_ci95 == pytest.approx(1.96 * 0.1 / math.sqrt(3))
+    table = markdown_table([s])
+    assert '| gcn | cora | accuracy | 3 | 90.00 ± 10.00 |' in table
