@@ -35,6 +35,14 @@ NODE = [
     ('amazon-photo', 'random',
      'Amazon/Photo/raw/amazon_electronics_photo.npz', 7650, 238162, 745, 8,
      0, None),
+    ('amazon-computers', 'random',
+     'Amazon/Computers/raw/amazon_electronics_computers.npz', 13752, 491722,
+     767, 10, 0, None),
+    ('coauthor-cs', 'random', 'Coauthor/CS/raw/ms_academic_cs.npz', 18333,
+     163788, 6805, 15, 0, None),
+    ('coauthor-physics', 'random',
+     'Coauthor/Physics/raw/ms_academic_phy.npz', 34493, 495924, 8415, 5, 0,
+     None),
 ]
 
 
