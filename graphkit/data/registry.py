@@ -189,25 +189,29 @@ def _ogb_evaluator(name: str):
 
 
 def _build_ogb(name: str, root: Path, split: str | None, seed: int,
-               task: str, **_: Any) -> DatasetBundle:
+               task: str, dataset_kwargs=None, **_: Any) -> DatasetBundle:
     if split not in (None, 'ogb', 'official'):
         raise ValueError(f"Dataset '{name}' only has its official OGB split; "
                          f"got split='{split}'")
     kind = name.split('-')[0]
+    pre_transform = (dataset_kwargs or {}).get('pre_transform')
     evaluator = _ogb_evaluator(name)
     meta = _ogb_master()[name]
     with _ogb_safe_globals():
         if kind == 'ogbn':
             from ogb.nodeproppred import PygNodePropPredDataset
-            ds = PygNodePropPredDataset(name, root=str(root / 'ogb'))
+            ds = PygNodePropPredDataset(name, root=str(root / 'ogb'),
+                                        pre_transform=pre_transform)
             idx = ds.get_idx_split()
         elif kind == 'ogbl':
             from ogb.linkproppred import PygLinkPropPredDataset
-            ds = PygLinkPropPredDataset(name, root=str(root / 'ogb'))
+            ds = PygLinkPropPredDataset(name, root=str(root / 'ogb'),
+                                        pre_transform=pre_transform)
             idx = ds.get_edge_split()
         else:
             from ogb.graphproppred import PygGraphPropPredDataset
-            ds = PygGraphPropPredDataset(name, root=str(root / 'ogb'))
+            ds = PygGraphPropPredDataset(name, root=str(root / 'ogb'),
+                                         pre_transform=pre_transform)
             idx = ds.get_idx_split()
     task_type = {'multiclass classification': 'multiclass',
                  'binary classification': 'binary',
@@ -367,11 +371,13 @@ def _link_bundle(name: str, data, split: str | None,
 
 
 def _build_planetoid(name: str, root: Path, split: str | None, seed: int,
-                     task: str, ratios=None, **_: Any) -> DatasetBundle:
+                     task: str, ratios=None, dataset_kwargs=None,
+                     **_: Any) -> DatasetBundle:
     from torch_geometric.datasets import Planetoid
     geom = split in ('geom-gcn', 'fixed') and task == 'node'
     ds = Planetoid(str(root / 'Planetoid'), _PLANETOID[name],
-                   split='geom-gcn' if geom else 'public')
+                   split='geom-gcn' if geom else 'public',
+                   **(dataset_kwargs or {}))
     data = ds[0]
     if task == 'link':
         return _link_bundle(name, data, split, ratios)
@@ -382,14 +388,16 @@ def _build_planetoid(name: str, root: Path, split: str | None, seed: int,
 
 
 def _build_heterophilous(name: str, root: Path, split: str | None, seed: int,
-                         task: str, ratios=None, **_: Any) -> DatasetBundle:
+                         task: str, ratios=None, dataset_kwargs=None,
+                         **_: Any) -> DatasetBundle:
     from torch_geometric.datasets import Actor, WebKB, WikipediaNetwork
+    kw = dataset_kwargs or {}
     if name in _WIKI:
-        ds = WikipediaNetwork(str(root / 'WikipediaNetwork'), name)
+        ds = WikipediaNetwork(str(root / 'WikipediaNetwork'), name, **kw)
     elif name in _WEBKB:
-        ds = WebKB(str(root / 'WebKB'), name)
+        ds = WebKB(str(root / 'WebKB'), name, **kw)
     else:
-        ds = Actor(str(root / 'Actor'))
+        ds = Actor(str(root / 'Actor'), **kw)
     data = ds[0]
     if task == 'link':
         return _link_bundle(name, data, split, ratios)
@@ -399,11 +407,12 @@ def _build_heterophilous(name: str, root: Path, split: str | None, seed: int,
 
 
 def _build_amazon(name: str, root: Path, split: str | None, seed: int,
-                  task: str, ratios=None, **_: Any) -> DatasetBundle:
+                  task: str, ratios=None, dataset_kwargs=None,
+                  **_: Any) -> DatasetBundle:
     from torch_geometric.datasets import Amazon, Coauthor
     family, cap, _f = _AMAZON[name]
     cls = Amazon if family == 'Amazon' else Coauthor
-    data = cls(str(root / family), cap)[0]
+    data = cls(str(root / family), cap, **(dataset_kwargs or {}))[0]
     if task == 'link':
         return _link_bundle(name, data, split, ratios)
     if split not in (None, 'random'):
@@ -413,7 +422,8 @@ def _build_amazon(name: str, root: Path, split: str | None, seed: int,
 
 
 def _build_karate(name: str, root: Path, split: str | None, seed: int,
-                  task: str, ratios=None, **_: Any) -> DatasetBundle:
+                  task: str, ratios=None, dataset_kwargs=None,
+                  **_: Any) -> DatasetBundle:
     import networkx as nx
     from torch_geometric.utils import from_networkx
     g = nx.karate_club_graph()
@@ -424,6 +434,7 @@ def _build_karate(name: str, root: Path, split: str | None, seed: int,
     for key in ('club', 'weight', 'name'):
         if key in data:
             del data[key]
+    data = _apply(dataset_kwargs, data)
     if task == 'link':
         return _link_bundle(name, data, split, ratios)
     if split not in (None, 'random'):
@@ -433,10 +444,10 @@ def _build_karate(name: str, root: Path, split: str | None, seed: int,
 
 def _build_synthetic(name: str, root: Path, split: str | None, seed: int,
                      task: str, ratios=None, options=None,
-                     **_: Any) -> DatasetBundle:
+                     dataset_kwargs=None, **_: Any) -> DatasetBundle:
     from graphkit.data import synthetic
     fn = synthetic.csbm if name == 'csbm' else synthetic.sbm
-    data = fn(seed=seed, **(options or {}))
+    data = _apply(dataset_kwargs, fn(seed=seed, **(options or {})))
     if task == 'link':
         return _link_bundle(name, data, split, ratios)
     if split not in (None, 'random'):
@@ -462,7 +473,8 @@ def _tu_layout(name: str, split: str | None) -> RawLayout:
 
 
 def _build_tu(name: str, root: Path, split: str | None, seed: int,
-              task: str, ratios=None, **_: Any) -> DatasetBundle:
+              task: str, ratios=None, dataset_kwargs=None,
+              **_: Any) -> DatasetBundle:
     import torch_geometric.transforms as T
     from torch_geometric.datasets import TUDataset
     if split not in (None, 'random'):
@@ -470,7 +482,8 @@ def _build_tu(name: str, root: Path, split: str | None, seed: int,
                          f"got '{split}'")
     cap = _TU[name]
     transform = T.OneHotDegree(135) if cap == 'IMDB-BINARY' else None
-    ds = TUDataset(str(root / 'TUDataset'), cap, transform=transform)
+    ds = TUDataset(str(root / 'TUDataset'), cap, transform=transform,
+                   **(dataset_kwargs or {}))
     y = ds.y
     ratios = tuple(ratios or (0.8, 0.1, 0.1))
     return DatasetBundle(
@@ -489,12 +502,14 @@ def _movielens_layout(name: str, split: str | None) -> RawLayout:
 
 
 def _build_movielens(name: str, root: Path, split: str | None, seed: int,
-                     task: str, **_: Any) -> DatasetBundle:
+                     task: str, dataset_kwargs=None,
+                     **_: Any) -> DatasetBundle:
     from torch_geometric.datasets import MovieLens100K
     if split not in (None, 'u1', 'official'):
         raise ValueError(f"'{name}' uses the official u1.base / u1.test "
                          f"split; got '{split}'")
-    data = MovieLens100K(str(root / 'MovieLens100K'))[0]
+    data = MovieLens100K(str(root / 'MovieLens100K'),
+                         **(dataset_kwargs or {}))[0]
     store = data['user', 'rates', 'movie']
     return DatasetBundle(
         name=name, task='recommendation', data=data, metric='recall@20',
@@ -508,6 +523,27 @@ def _build_movielens(name: str, root: Path, split: str | None, seed: int,
 # ----------------------------------------------------------------------------
 # The table of names
 # ----------------------------------------------------------------------------
+
+def _apply(dataset_kwargs: dict | None, data):
+    r"""Applies the ``pre_transform`` of in-memory graphs (built without a
+    PyG dataset class, so nothing is cached on disk)."""
+    transform = (dataset_kwargs or {}).get('pre_transform')
+    return transform(data) if transform is not None else data
+
+
+def _stale_pre_transform(processed: Path, pre_transform: Any) -> bool:
+    r"""Whether ``processed/`` was built with another ``pre_transform``
+    (PyG only warns in that case; graphkit reprocesses)."""
+    path = processed / 'pre_transform.pt'
+    if not path.is_file():
+        return False
+    try:
+        stored = torch.load(path, weights_only=True)
+    except Exception:  # an unreadable marker: rebuild to be safe
+        return True
+    return stored != (repr(pre_transform) if pre_transform is not None
+                      else 'None')
+
 
 def _no_layout(name: str, split: str | None) -> None:
     return None
@@ -597,7 +633,8 @@ def load(name: str, root: str | Path | None = None,
          seed: int = 0, task: str | None = None,
          ratios: Sequence[float] | None = None,
          normalize_features: bool = False,
-         options: dict | None = None) -> DatasetBundle:
+         options: dict | None = None,
+         pre_transform: Any = None) -> DatasetBundle:
     r"""Loads a dataset by name and returns a :class:`DatasetBundle`.
 
     Args:
@@ -618,6 +655,10 @@ def load(name: str, root: str | Path | None = None,
         normalize_features (bool): row-normalise node features
             (:class:`~torch_geometric.transforms.NormalizeFeatures`).
         options (dict, optional): generator options for ``csbm`` / ``sbm``.
+        pre_transform (callable, optional): applied once when the dataset is
+            processed and cached with it (PyG's ``pre_transform``), e.g.
+            :class:`~graphkit.transforms.FlowerPetalLift`. A cache built
+            with a different ``pre_transform`` is rebuilt.
     """
     spec = get_spec(name)
     task = task or spec.task
@@ -636,10 +677,19 @@ def load(name: str, root: str | Path | None = None,
                              f"{', '.join(sorted(allowed))}")
     root_path = resolve_root(root)
     layout = spec.layout(spec.name, split) if spec.layout else None
+    dataset_kwargs: dict[str, Any] = {}
     if layout is not None:
         stage_raw_files(spec.name, layout, root_path, resolve_mirror(mirror))
+        raw = layout.dirs[0]
+        processed = root_path / (raw[:-3] + 'processed' if raw.endswith(
+            '/raw') else raw + '/processed')
+        if spec.family != 'OGB':
+            dataset_kwargs['force_reload'] = _stale_pre_transform(
+                processed, pre_transform)
+    dataset_kwargs['pre_transform'] = pre_transform
     bundle = spec.build(spec.name, root=root_path, split=split, seed=seed,
-                        task=task, ratios=ratios, options=options)
+                        task=task, ratios=ratios, options=options,
+                        dataset_kwargs=dataset_kwargs)
     if normalize_features and bundle.task in ('node', 'link'):
         from torch_geometric.transforms import NormalizeFeatures
         if bundle.data.x is not None:

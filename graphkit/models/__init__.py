@@ -1,8 +1,11 @@
 r"""Whole networks registered by name, built by a resolver."""
-from graphkit.models import basic  # noqa: F401  (registers the baselines)
+from graphkit.models import basic, higcn  # noqa: F401  (registration)
 from graphkit.models.heads import GraphModel, LinkModel, NodeModel
+from graphkit.models.higcn import HiGCN, HiGCNGraphEncoder
 from graphkit.models.registry import (ModelEntry, build, build_encoder,
-                                      model_names, register, resolve)
+                                      model_names, pre_transform_for,
+                                      register, resolve)
 
 __all__ = ['build', 'build_encoder', 'register', 'resolve', 'model_names',
-           'ModelEntry', 'NodeModel', 'LinkModel', 'GraphModel']
+           'ModelEntry', 'NodeModel', 'LinkModel', 'GraphModel', 'HiGCN',
+           'HiGCNGraphEncoder', 'pre_transform_for']

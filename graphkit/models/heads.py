@@ -37,12 +37,18 @@ class NodeModel(Module):
     def reset_parameters(self) -> None:
         self.encoder.reset_parameters()
 
+    @property
+    def data_keys(self) -> tuple[str, ...]:
+        r"""Extra graph inputs the encoder reads from the data object
+        (e.g. HiGCN's flower-petal operators)."""
+        return getattr(self.encoder, 'data_keys', ())
+
     def forward(self, x: Tensor, edge_index: Any,
-                edge_weight: Tensor | None = None) -> Tensor:
+                edge_weight: Tensor | None = None, **inputs: Any) -> Tensor:
         x = mask_dropout(x, self.input_dropout, self.training)
-        if edge_weight is None:
-            return self.encoder(x, edge_index)
-        return self.encoder(x, edge_index, edge_weight=edge_weight)
+        if edge_weight is not None:
+            inputs['edge_weight'] = edge_weight
+        return self.encoder(x, edge_index, **inputs)
 
 
 class LinkModel(Module):
@@ -85,17 +91,22 @@ class LinkModel(Module):
                              "node embeddings")
         return x
 
-    def encode(self, x: Tensor | None, edge_index: Any) -> Tensor:
-        return self.encoder(self.node_input(x), edge_index)
+    @property
+    def data_keys(self) -> tuple[str, ...]:
+        return getattr(self.encoder, 'data_keys', ())
+
+    def encode(self, x: Tensor | None, edge_index: Any,
+               **inputs: Any) -> Tensor:
+        return self.encoder(self.node_input(x), edge_index, **inputs)
 
     def decode(self, h: Tensor, edge_label_index: Tensor,
                edge_index: Any = None) -> Tensor:
         return self.decoder(h, edge_label_index)
 
     def forward(self, x: Tensor | None, edge_index: Any,
-                edge_label_index: Tensor) -> Tensor:
-        return self.decode(self.encode(x, edge_index), edge_label_index,
-                           edge_index)
+                edge_label_index: Tensor, **inputs: Any) -> Tensor:
+        return self.decode(self.encode(x, edge_index, **inputs),
+                           edge_label_index, edge_index)
 
 
 class GraphModel(Module):
@@ -129,11 +140,15 @@ class GraphModel(Module):
         self.encoder.reset_parameters()
         self.head.reset_parameters()
 
+    @property
+    def data_keys(self) -> tuple[str, ...]:
+        return getattr(self.encoder, 'data_keys', ())
+
     def forward(self, x: Tensor, edge_index: Any, batch: Tensor | None = None,
-                num_graphs: int | None = None) -> Tensor:
+                num_graphs: int | None = None, **inputs: Any) -> Tensor:
         if self.node_encoder is not None:
             x = self.node_encoder(x)
-        h = self.encoder(x, edge_index)
+        h = self.encoder(x, edge_index, **inputs)
         if batch is None:
             batch = h.new_zeros(h.size(0), dtype=torch.long)
         return self.head(self.pool(h, batch, dim_size=num_graphs))

@@ -25,7 +25,7 @@ from torch.nn import Module
 log = logging.getLogger(__name__)
 
 __all__ = ['ModelEntry', 'register', 'resolve', 'model_names', 'build',
-           'build_encoder', 'call_with_supported']
+           'build_encoder', 'call_with_supported', 'pre_transform_for']
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class ModelEntry:
     kind: str  # 'encoder' or 'model'
     tasks: tuple[str, ...]
     description: str = ''
+    pre_transform: Callable[..., Any] | None = None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -42,8 +43,19 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 def register(name: str, *, kind: str = 'encoder',
              tasks: tuple[str, ...] = ('node', 'link', 'graph'),
-             description: str = '') -> Callable:
-    r"""Decorator that registers a builder under ``name``."""
+             description: str = '',
+             pre_transform: Callable[..., Any] | None = None) -> Callable:
+    r"""Decorator that registers a builder under ``name``.
+
+    Args:
+        kind (str): ``encoder`` (wrapped per task) or ``model``.
+        tasks (tuple): the tasks it serves.
+        description (str): one line for ``graphkit models``.
+        pre_transform (callable, optional): builds, from the model's
+            hyperparameters, the transform its data needs (e.g. a simplicial
+            lift); the pipeline applies it as the dataset's
+            ``pre_transform``, so the result is cached.
+    """
     if kind not in ('encoder', 'model'):
         raise ValueError(f"kind must be 'encoder' or 'model', got '{kind}'")
 
@@ -53,7 +65,7 @@ def register(name: str, *, kind: str = 'encoder',
             raise ValueError(f"Model '{key}' is already registered")
         _REGISTRY[key] = ModelEntry(key, fn, kind, tuple(tasks),
                                     description or (fn.__doc__ or '').strip()
-                                    .split('\n')[0])
+                                    .split('\n')[0], pre_transform)
         return fn
 
     return wrap
@@ -135,3 +147,17 @@ def build(name: str, task: str, in_channels: int, out_channels: int,
         log.debug("Model '%s' ignores hyperparameter(s): %s", entry.name,
                   ', '.join(unused))
     return model
+
+
+def pre_transform_for(name: str, **hparams: Any) -> Any:
+    r"""The data transform model ``name`` needs (or :obj:`None`), built from
+    the same hyperparameters as the model. For a wrapper model with an
+    ``encoder`` hyperparameter, the encoder's transform is used."""
+    entry = resolve(name)
+    if entry.pre_transform is None and hparams.get('encoder'):
+        entry = resolve(hparams['encoder'])
+    if entry.pre_transform is None:
+        return None
+    transform, _ = call_with_supported(entry.pre_transform, hparams,
+                                       f'{entry.name} pre_transform')
+    return transform

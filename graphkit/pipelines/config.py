@@ -48,6 +48,11 @@ class ModelConfig:
     decoder_dropout: float = 0.0
     embedding_dim: int | None = None
     pool: str = 'mean'
+    # HiGCN: simplex order P, filter degree K, PPR init, propagation dropout.
+    max_order: int = 2
+    K: int = 10
+    alpha: float = 0.5
+    dprate: float = 0.5
 
     def hparams(self) -> dict[str, Any]:
         r"""Keyword arguments for :func:`graphkit.models.build` (everything
@@ -69,10 +74,19 @@ class OptimConfig:
 
 @dataclass(kw_only=True)
 class TrainConfig:
+    r"""Training settings.
+
+    ``early_stop`` is ``patience`` (stop after ``patience`` evaluations
+    without improvement) or ``gpr`` (GPR-GNN / HiGCN: once the epoch exceeds
+    ``patience``, stop when the validation loss exceeds the mean of the
+    previous ``patience`` validation losses). ``select_by`` is ``metric``
+    (best validation score) or ``loss`` (lowest validation loss).
+    """
     epochs: int = 200
     runs: int | None = None
     seed: int = 0
     patience: int | None = None
+    early_stop: str = 'patience'
     eval_every: int = 1
     select_by: str = 'metric'
     batch_size: int | None = None

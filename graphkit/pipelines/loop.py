@@ -123,6 +123,7 @@ class Trainer:
         self.epoch = 0
         self.best: dict[str, Any] | None = None
         self.bad_evals = 0
+        self.val_losses: list[float] = []
         self.history: list[dict[str, float]] = []
         self.train_time = 0.0
         self.elapsed = 0.0
@@ -131,7 +132,8 @@ class Trainer:
     # -- Stateful ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {'run': self.run, 'epoch': self.epoch, 'best': self.best,
-                'bad_evals': self.bad_evals, 'history': self.history,
+                'bad_evals': self.bad_evals, 'val_losses': self.val_losses,
+                'history': self.history,
                 'train_time': self.train_time, 'elapsed': self.elapsed,
                 'model': self.model.state_dict(),
                 'strategy': self.strategy.state_dict(), 'rng': _rng_state()}
@@ -139,8 +141,8 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state['model'])
         self.strategy.load_state_dict(state['strategy'])
-        for key in ('epoch', 'best', 'bad_evals', 'history', 'train_time',
-                    'elapsed'):
+        for key in ('epoch', 'best', 'bad_evals', 'val_losses', 'history',
+                    'train_time', 'elapsed'):
             setattr(self, key, state[key])
         _set_rng_state(state['rng'])
 
@@ -153,6 +155,20 @@ class Trainer:
         if self.task.higher_is_better:
             return scores['valid'] > self.best['valid']
         return scores['valid'] < self.best['valid']
+
+    def _should_stop(self, valid_loss: float) -> bool:
+        tc = self.cfg.train
+        previous = self.val_losses[-tc.patience:] if tc.patience else []
+        self.val_losses.append(valid_loss)
+        if not tc.patience:
+            return False
+        if tc.early_stop == 'patience':
+            return self.bad_evals >= tc.patience
+        if tc.early_stop == 'gpr':
+            return (len(previous) == tc.patience
+                    and valid_loss > float(np.mean(previous)))
+        raise ValueError(f"Unknown early_stop rule '{tc.early_stop}': "
+                         f"expected 'patience' or 'gpr'")
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         gen = gloaders.epoch_generator(self.seed, epoch)
@@ -191,7 +207,7 @@ class Trainer:
                     self.bad_evals = 0
                 else:
                     self.bad_evals += 1
-                stop = bool(tc.patience) and self.bad_evals >= tc.patience
+                stop = self._should_stop(scores['valid_loss'])
                 bar.set_postfix(loss=f"{entry['loss']:.4f}",
                                 valid=f"{scores['valid']:.4f}")
             self.history.append(entry)
@@ -276,7 +292,9 @@ def fit(cfg: RunConfig, *, resume: bool = False,
                             split=dc.split, seed=cfg.train.seed,
                             task=dc.task or _model_task(cfg, dc.name),
                             ratios=dc.ratios,
-                            normalize_features=dc.normalize_features)
+                            normalize_features=dc.normalize_features,
+                            pre_transform=models.pre_transform_for(
+                                cfg.model.name, **cfg.model.hparams()))
     task = make_task(bundle, batch_size=cfg.train.batch_size,
                      eval_batch_size=cfg.train.eval_batch_size,
                      num_neighbors=cfg.train.num_neighbors,

@@ -57,7 +57,7 @@ class Summary:
     def line(self) -> str:
         return (f"{self.model} on {self.dataset}: test {self.metric} "
                 f"{100 * self.test_mean:.2f} ± {100 * self.test_std:.2f} "
-                f"(valid {100 * self.valid_mean:.2f} ± "
+                f"(95% CI ± {100 * self.test_ci95:.2f}; valid {100 * self.valid_mean:.2f} ± "
                 f"{100 * self.valid_std:.2f}, {self.runs} runs, "
                 f"{self.epoch_time_s:.4f} s/epoch)")
 

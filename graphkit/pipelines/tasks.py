@@ -59,6 +59,20 @@ class Task(ABC):
     def setup(self, split: Any) -> None:
         self.split = split
 
+    @staticmethod
+    def graph_inputs(model: Module, data: Any) -> dict[str, Any]:
+        r"""The extra graph inputs a model declares in ``data_keys`` (e.g.
+        HiGCN's flower-petal operators), read from ``data``."""
+        out = {}
+        for key in getattr(model, 'data_keys', ()):
+            if data[key] is None:
+                raise ValueError(
+                    f"{type(model).__name__} needs data.{key}, which the "
+                    f"data does not have; load it with the model's "
+                    f"pre_transform (see graphkit.models.pre_transform_for)")
+            out[key] = data[key]
+        return out
+
     @abstractmethod
     def train_batches(self, generator: torch.Generator) -> Iterable[Any]:
         r"""Yields the training batches of one epoch, shuffled with
@@ -116,11 +130,13 @@ class NodeTask(Task):
 
     def loss(self, model, batch) -> Tensor:
         if batch is None:
-            out = model(self.data.x, self.data.edge_index)
+            out = model(self.data.x, self.data.edge_index,
+                        **self.graph_inputs(model, self.data))
             m = self.masks['train']
             return self._criterion(out[m], self.data.y[m])
         batch = batch.to(self.device)
-        out = model(batch.x, batch.edge_index)[:batch.batch_size]
+        out = model(batch.x, batch.edge_index,
+                    **self.graph_inputs(model, batch))[:batch.batch_size]
         return self._criterion(out, batch.y[:batch.batch_size])
 
     @torch.no_grad()
@@ -129,14 +145,16 @@ class NodeTask(Task):
         over all neighbours)."""
         model.eval()
         if not self.batch_size:
-            return model(self.data.x, self.data.edge_index)
+            return model(self.data.x, self.data.edge_index,
+                         **self.graph_inputs(model, self.data))
         loader = loaders.neighbor_loader(
             self.data, None, self.eval_batch_size,
             [-1] * len(self.num_neighbors), shuffle=False)
         outs = []
         for batch in loader:
             batch = batch.to(self.device)
-            outs.append(model(batch.x, batch.edge_index)
+            outs.append(model(batch.x, batch.edge_index,
+                              **self.graph_inputs(model, batch))
                         [:batch.batch_size].cpu())
         return torch.cat(outs)
 
@@ -206,6 +224,7 @@ class LinkTask(Task):
         else:
             self.adj = self.edge_index
         self.train_pos = split.train_pos.to(self.device)
+        self.data = data.to(self.device)
 
     def train_batches(self, generator):
         for idx in loaders.index_batches(self.train_pos.size(1),
@@ -221,7 +240,8 @@ class LinkTask(Task):
                                       num_nodes=self.num_nodes,
                                       num_neg_samples=idx.numel(),
                                       method=method)
-        h = model.encode(self.x, self.adj)
+        h = model.encode(self.x, self.adj,
+                         **self.graph_inputs(model, self.data))
         pos = model.decode(h, pos_pairs, self.adj)
         neg = model.decode(h, neg_pairs, self.adj)
         return (F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos))
@@ -259,7 +279,8 @@ class LinkTask(Task):
     @torch.no_grad()
     def evaluate(self, model) -> dict[str, float]:
         model.eval()
-        h = model.encode(self.x, self.adj)
+        h = model.encode(self.x, self.adj,
+                         **self.graph_inputs(model, self.data))
         res = {}
         for which in ('valid', 'test'):
             pos_pairs, neg_pairs = self.split.pairs(which)
@@ -305,7 +326,8 @@ class GraphTask(Task):
         x = batch.x
         if x is not None and not self.model_dims()['atom_features']:
             x = x.float()
-        return model(x, batch.edge_index, batch.batch, batch.num_graphs)
+        return model(x, batch.edge_index, batch.batch, batch.num_graphs,
+                     **self.graph_inputs(model, batch))
 
     def _criterion(self, out: Tensor, y: Tensor) -> Tensor:
         tt = self.bundle.task_type

@@ -27,3 +27,23 @@ def dense_gcn_layer(x: Tensor, edge_index: Tensor, weight: Tensor,
     d = a.sum(1).pow(-0.5)
     out = d.view(-1, 1) * a * d.view(1, -1) @ (x @ weight.t())
     return out if bias is None else out + bias
+
+
+def dense_flower_petal(edge_index: Tensor, num_nodes: int,
+                       order: int) -> Tensor:
+    r"""HiGCN's :math:`\mathrm{HL}_p` built densely from networkx's
+    ``enumerate_all_cliques``:
+    :math:`\tfrac{1}{p+1} D_p^{-1/2} H_p H_p^\top D_p^{-1/2}`, with zero rows
+    and columns for nodes on no :math:`p`-simplex."""
+    import networkx as nx
+    g = nx.Graph()
+    g.add_nodes_from(range(num_nodes))
+    g.add_edges_from((a, b) for a, b in edge_index.t().tolist() if a != b)
+    simplices = [c for c in nx.enumerate_all_cliques(g)
+                 if len(c) == order + 1]
+    h = torch.zeros(num_nodes, len(simplices), dtype=torch.double)
+    for j, c in enumerate(simplices):
+        h[c, j] = 1.0
+    d = h.sum(1)
+    inv = torch.where(d > 0, d.pow(-0.5), torch.zeros_like(d))
+    return (inv.view(-1, 1) * (h @ h.t()) * inv.view(1, -1) / (order + 1))
