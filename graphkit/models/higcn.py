@@ -13,6 +13,7 @@ from torch.nn import (BatchNorm1d, Linear, Module, ModuleList, ReLU,
 from graphkit.layers.higcn import HiGCNProp, sparse_operator
 from graphkit.models.registry import register
 from graphkit.transforms import FlowerPetalLift
+from graphkit.utils.tensor import mask_dropout
 
 __all__ = ['HiGCN', 'HiGCNBlock', 'HiGCNGraphEncoder']
 
@@ -43,6 +44,8 @@ class HiGCNBlock(Module):
         \mathrm{HL}_p^{\,k}\,
         \mathrm{drop}_{d}\big(\mathrm{drop}_{x}(\mathbf{X})
         \mathbf{W}_p + \mathbf{b}_p\big)
+
+    (a fresh input-dropout mask per order).
 
     Args:
         in_channels (int): input features :math:`F`.
@@ -89,11 +92,13 @@ class HiGCNBlock(Module):
         _check_operators(x, hl_edge_index, hl_weight, self.max_order,
                          'HiGCN')
         n = x.size(0)
-        x = F.dropout(x, self.dropout, self.training)
         outs = []
         for p, (lin, prop) in enumerate(zip(self.lins, self.props)):
-            h = F.dropout(lin(x), self.dprate, self.training)
-            op = sparse_operator(hl_edge_index, hl_weight[:, p], n)
+            # Each order draws its own input dropout, as in the reference.
+            h = lin(mask_dropout(x, self.dropout, self.training))
+            h = F.dropout(h, self.dprate, self.training)
+            op = sparse_operator(hl_edge_index, hl_weight[:, p].contiguous(),
+                                 n)
             outs.append(prop(h, op))
         return torch.cat(outs, dim=-1)
 

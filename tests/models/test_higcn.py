@@ -108,3 +108,18 @@ def test_graph_variant_batch_equals_alone():
         alone = model(g.x, g.edge_index, None, 1,
                       hl_edge_index=g.hl_edge_index, hl_weight=g.hl_weight)
         assert torch.allclose(out[i], alone[0], atol=1e-5)
+
+
+def test_symmetric_spmm_gradient_matches_autograd():
+    from graphkit.layers.higcn import symmetric_spmm
+    data = _lifted()
+    op = sparse_operator(data.hl_edge_index, data.hl_weight[:, 1]
+                         .contiguous(), data.num_nodes)
+    dense = _dense_op(data, 1)
+    x = torch.randn(data.num_nodes, 3, requires_grad=True)
+    g = torch.randn(data.num_nodes, 3)
+    (symmetric_spmm(op, x) * g).sum().backward()
+    grad = x.grad.clone()
+    x.grad = None
+    ((dense @ x) * g).sum().backward()
+    assert torch.allclose(grad, x.grad, atol=1e-6)
