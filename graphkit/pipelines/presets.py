@@ -140,3 +140,18 @@ def _higcn_preset(dataset: str) -> Callable[[], RunConfig]:
 
 for _name in _HIGCN:
     preset(f'higcn-{_name}')(_higcn_preset(_name))
+
+
+@preset('higcn-gin-proteins')
+def higcn_gin_proteins() -> RunConfig:
+    r"""HiGCN graph classification on PROTEINS (official script): one block,
+    P=2, width 32, no dropout, sum readout, lr 0.005, batch 32, 200 epochs
+    (the official StepLR schedule is not applied)."""
+    return RunConfig(
+        data=DataConfig(name='proteins'),
+        model=ModelConfig(name='higcn-gin', hidden_channels=32, max_order=2,
+                          num_layers=1, K=10, alpha=0.5, dropout=0.0,
+                          pool='sum'),
+        optim=OptimConfig(lr=0.005),
+        train=TrainConfig(epochs=200, runs=10, batch_size=32,
+                          checkpoint_every=20))

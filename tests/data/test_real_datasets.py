@@ -162,3 +162,18 @@ def test_movielens(require, data_root):
     assert train.size(1) == 80000 and test.size(1) == 20000
     assert b.data['user'].x.shape == (943, 24)
     assert b.data['movie'].x.shape == (1682, 18)
+
+
+def test_pre_transform_is_cached_and_rebuilt_when_changed(require, tmp_path):
+    from graphkit.transforms import FlowerPetalLift
+    mirror = require('WebKB/texas/raw/out1_graph_edges.txt')
+    a = load('texas', root=tmp_path, mirror=mirror,
+             pre_transform=FlowerPetalLift(2))
+    assert a.data.hl_weight.shape[1] == 2
+    marker = tmp_path / 'WebKB' / 'texas' / 'processed' / 'pre_transform.pt'
+    assert 'FlowerPetalLift(max_order=2)' in torch.load(marker)
+    b = load('texas', root=tmp_path, mirror=mirror,
+             pre_transform=FlowerPetalLift(3))
+    assert b.data.hl_weight.shape[1] == 3
+    c = load('texas', root=tmp_path, mirror=mirror)
+    assert 'hl_weight' not in c.data

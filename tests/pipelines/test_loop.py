@@ -128,3 +128,23 @@ def test_graph_task_on_tiny_dataset(tmp_path):
     cfg.model.name = 'gin'
     s = fit(cfg, bundle=bundle)
     assert 0.0 <= s.test_mean <= 1.0 and not math.isnan(s.valid_mean)
+
+
+def test_higcn_through_the_pipeline_with_gpr_stopping(tmp_path):
+    cfg = _cfg(tmp_path, runs=2, epochs=300, patience=20, early_stop='gpr',
+               select_by='loss')
+    cfg.model.name = 'higcn'
+    cfg.model.hidden_channels, cfg.model.K = 16, 4
+    s = fit(cfg)
+    assert s.test_mean > 0.8
+    for r in s.records:
+        losses = [h['valid_loss'] for h in r.history]
+        assert r.best_epoch == 1 + losses.index(min(losses))
+        if r.stopped_early:
+            assert losses[-1] > sum(losses[-21:-1]) / 20
+
+
+def test_unknown_early_stop_rule(tmp_path):
+    cfg = _cfg(tmp_path, runs=1, epochs=3, patience=2, early_stop='never')
+    with pytest.raises(ValueError, match="early_stop rule 'never'"):
+        fit(cfg)
