@@ -9,7 +9,7 @@ from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 from torch_geometric.utils import add_self_loops, coalesce
 
-from graphkit.utils.cliques import (flower_petal_weights, list_cliques,
+from graphkit.utils.cliques import (flower_petal_weights, iter_cliques,
                                     simple_undirected)
 
 log = logging.getLogger(__name__)
@@ -60,16 +60,34 @@ class FlowerPetalLift(BaseTransform):
         edge_index = simple_undirected(data.edge_index, n)
         support, _ = add_self_loops(edge_index, num_nodes=n)
         support = coalesce(support, num_nodes=n)
-        cliques = list_cliques(edge_index, n, self.max_order + 1)
+        # Cliques below the top size are held (they seed the next size);
+        # top-size cliques are consumed block by block while the weights of
+        # order P accumulate, so memory does not grow with their number.
+        top = self.max_order + 1
+        held: dict[int, torch.Tensor] = {}
+
+        def top_blocks():
+            for size, block in iter_cliques(edge_index, n, top):
+                if size < top:
+                    held[size] = block
+                else:
+                    yield block
+
+        results = {self.max_order: flower_petal_weights(
+            support, n, top_blocks(), size=top)}
+        for p in range(1, self.max_order):
+            simplices = held.get(p + 1, torch.empty(0, p + 1,
+                                                    dtype=torch.long))
+            results[p] = flower_petal_weights(support, n, simplices)
         weights, counts = [], []
         for p in range(1, self.max_order + 1):
-            simplices = cliques[p - 1]
-            if simplices.size(0) == 0:
+            w, degree = results[p]
+            num = int(degree.sum()) // (p + 1)
+            if num == 0:
                 log.warning('FlowerPetalLift: the graph has no %d-simplex '
                             '(%d-clique); HL_%d is zero', p, p + 1, p)
-            w, _ = flower_petal_weights(support, n, simplices)
             weights.append(w)
-            counts.append(simplices.size(0))
+            counts.append(num)
         data.hl_edge_index = support
         data.hl_weight = torch.stack(weights, dim=1)
         data.simplex_count = torch.tensor(counts).view(1, -1)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ['simple_undirected', 'list_cliques', 'flower_petal_weights']
+__all__ = ['simple_undirected', 'iter_cliques', 'list_cliques',
+           'flower_petal_weights']
 
 
 def simple_undirected(edge_index: Tensor, num_nodes: int) -> Tensor:
@@ -58,8 +59,59 @@ def _has_edge(keys: Tensor, a: Tensor, b: Tensor, n: int) -> Tensor:
                                                                 dtype=bool)
 
 
+def _extend_chunks(cur: Tensor, ptr: Tensor, col: Tensor, keys: Tensor,
+                   num_nodes: int, chunk: int):
+    r"""Yields, in chunks of at most about ``chunk`` candidates, the cliques
+    one vertex larger than those in ``cur``."""
+    out_deg = ptr[1:] - ptr[:-1]
+    ext = out_deg[cur[:, -1]]
+    bounds = torch.cumsum(ext, 0)
+    start = 0
+    while start < cur.size(0):
+        base = int(bounds[start - 1]) if start else 0
+        stop = max(int(torch.searchsorted(bounds, base + chunk, right=True)),
+                   start + 1)
+        part, e = cur[start:stop], ext[start:stop]
+        owner = torch.repeat_interleave(torch.arange(part.size(0)), e)
+        offs = torch.arange(int(e.sum())) - torch.repeat_interleave(
+            e.cumsum(0) - e, e)
+        cand = col[ptr[part[owner, -1]] + offs]
+        ok = torch.ones_like(cand, dtype=torch.bool)
+        for j in range(part.size(1) - 1):
+            ok &= _has_edge(keys, part[owner, j], cand, num_nodes)
+        yield torch.cat([part[owner[ok]], cand[ok].view(-1, 1)], dim=1)
+        start = stop
+
+
+def iter_cliques(edge_index: Tensor, num_nodes: int, max_size: int,
+                 chunk: int = 1 << 19):
+    r"""Yields ``(size, block)`` pairs: every clique with 2 to ``max_size``
+    vertices, in blocks of bounded size (vertices in increasing DAG rank).
+
+    Cliques of the largest size are never held all at once, so memory stays
+    bounded by the cliques one size smaller plus one block.
+    """
+    if max_size < 2:
+        raise ValueError(f"max_size must be >= 2, got {max_size}")
+    ptr, col, keys = _dag(edge_index, num_nodes)
+    src = torch.repeat_interleave(torch.arange(num_nodes),
+                                  ptr[1:] - ptr[:-1])
+    cur = torch.stack([src, col], dim=1)
+    yield 2, cur
+    for size in range(3, max_size + 1):
+        if cur.numel() == 0:
+            return
+        blocks = _extend_chunks(cur, ptr, col, keys, num_nodes, chunk)
+        if size == max_size:
+            for block in blocks:
+                yield size, block
+            return
+        cur = torch.cat(list(blocks))
+        yield size, cur
+
+
 def list_cliques(edge_index: Tensor, num_nodes: int, max_size: int,
-                 chunk: int = 1 << 21) -> list[Tensor]:
+                 chunk: int = 1 << 19) -> list[Tensor]:
     r"""Lists all cliques with 2 to ``max_size`` vertices.
 
     Args:
@@ -73,55 +125,26 @@ def list_cliques(edge_index: Tensor, num_nodes: int, max_size: int,
         list[Tensor]: element ``s - 2`` holds the cliques of size ``s`` as a
         :obj:`[count, s]` tensor (vertices in increasing DAG rank).
     """
-    if max_size < 2:
-        raise ValueError(f"max_size must be >= 2, got {max_size}")
-    ptr, col, keys = _dag(edge_index, num_nodes)
-    out_deg = ptr[1:] - ptr[:-1]
-    src = torch.repeat_interleave(torch.arange(num_nodes), out_deg)
-    cliques = [torch.stack([src, col], dim=1)]
-    while len(cliques) < max_size - 1 and cliques[-1].numel():
-        cur = cliques[-1]
-        last = cur[:, -1]
-        ext = out_deg[last]
-        found = []
-        # Process cliques in groups whose total extension count is bounded.
-        bounds = torch.cumsum(ext, 0)
-        start = 0
-        while start < cur.size(0):
-            base = int(bounds[start - 1]) if start else 0
-            stop = int(torch.searchsorted(bounds, base + chunk,
-                                          right=True))
-            stop = max(stop, start + 1)
-            part, e = cur[start:stop], ext[start:stop]
-            owner = torch.repeat_interleave(torch.arange(part.size(0)), e)
-            offs = torch.arange(int(e.sum())) - torch.repeat_interleave(
-                e.cumsum(0) - e, e)
-            cand = col[ptr[part[owner, -1]] + offs]
-            ok = torch.ones_like(cand, dtype=torch.bool)
-            for j in range(part.size(1) - 1):
-                ok &= _has_edge(keys, part[owner, j], cand, num_nodes)
-            found.append(torch.cat([part[owner[ok]], cand[ok].view(-1, 1)],
-                                   dim=1))
-            start = stop
-        size = cur.size(1) + 1
-        cliques.append(torch.cat(found) if found else
-                       torch.empty(0, size, dtype=torch.long))
-    while len(cliques) < max_size - 1:
-        size = len(cliques) + 2
-        cliques.append(torch.empty(0, size, dtype=torch.long))
-    return cliques
+    found: dict[int, list[Tensor]] = {s: [] for s in range(2, max_size + 1)}
+    for size, block in iter_cliques(edge_index, num_nodes, max_size, chunk):
+        found[size].append(block)
+    return [torch.cat(found[s]) if found[s] else
+            torch.empty(0, s, dtype=torch.long)
+            for s in range(2, max_size + 1)]
 
 
 def flower_petal_weights(edge_index: Tensor, num_nodes: int,
-                         cliques: Tensor) -> tuple[Tensor, Tensor]:
+                         cliques, size: int | None = None
+                         ) -> tuple[Tensor, Tensor]:
     r"""Weights of the order-:math:`p` flower-petal operator
 
     .. math::
         \mathrm{HL}_p = \tfrac{1}{p+1} D_p^{-1/2} H_p H_p^\top D_p^{-1/2}
 
-    on the support ``edge_index`` (which must contain every clique edge,
-    both directions, and the self-loops), where ``cliques`` holds the
-    :math:`p`-simplices as an :obj:`[n_p, p + 1]` tensor.
+    on the support ``edge_index`` (coalesced; it must contain every clique
+    edge, both directions, and the self-loops), where ``cliques`` holds the
+    :math:`p`-simplices as an :obj:`[n_p, p + 1]` tensor, or an iterable of
+    such blocks (then ``size`` = :math:`p + 1` must be given).
 
     Entry :math:`(i, j)`, :math:`i \neq j`, is
     :math:`c_p(i,j) / ((p+1)\sqrt{D_p(i) D_p(j)})` with :math:`c_p(i, j)`
@@ -132,18 +155,25 @@ def flower_petal_weights(edge_index: Tensor, num_nodes: int,
         (Tensor, Tensor): the weights over ``edge_index`` and the simplex
         degree :math:`D_p` of every node.
     """
-    size = cliques.size(1)
+    if isinstance(cliques, Tensor):
+        size = cliques.size(1)
+        cliques = [cliques]
+    if size is None:
+        raise ValueError("flower_petal_weights needs size= for blocks")
     p = size - 1
     n = num_nodes
-    degree = torch.bincount(cliques.reshape(-1), minlength=n).double()
     keys = edge_index[0] * n + edge_index[1]
     if not bool((keys[1:] > keys[:-1]).all()):
         raise ValueError("edge_index must be coalesced (sorted, unique)")
+    degree = torch.zeros(n, dtype=torch.double)
     counts = torch.zeros(edge_index.size(1), dtype=torch.double)
-    if cliques.numel():
-        a_idx, b_idx = torch.triu_indices(size, size, offset=1)
-        a = cliques[:, a_idx].reshape(-1)
-        b = cliques[:, b_idx].reshape(-1)
+    a_idx, b_idx = torch.triu_indices(size, size, offset=1)
+    for block in cliques:
+        if block.numel() == 0:
+            continue
+        degree += torch.bincount(block.reshape(-1), minlength=n).double()
+        a = block[:, a_idx].reshape(-1)
+        b = block[:, b_idx].reshape(-1)
         pair_keys = torch.cat([a * n + b, b * n + a])
         pos = torch.searchsorted(keys, pair_keys)
         if bool((pos >= keys.numel()).any()) or bool(
