@@ -11,16 +11,13 @@ from torch.nn import Module, ModuleList
 
 from torch_geometric.nn import Linear
 
+from graphkit.utils.tensor import check_index
+
 __all__ = ['DotDecoder', 'HadamardMLPDecoder']
 
 
 def _check_pairs(h: Tensor, edge_label_index: Tensor) -> None:
-    if edge_label_index.dim() != 2 or edge_label_index.size(0) != 2:
-        raise ValueError(f"edge_label_index must have shape [2, B], got "
-                         f"{tuple(edge_label_index.shape)}")
-    if edge_label_index.dtype != torch.long:
-        raise TypeError(f"edge_label_index must be torch.long, got "
-                        f"{edge_label_index.dtype}")
+    check_index(edge_label_index, 'edge_label_index', 'B')
 
 
 class DotDecoder(Module):

@@ -1,4 +1,4 @@
 r"""Pure tensor functions shared by the layers and pipelines."""
-from graphkit.utils.tensor import mask_dropout
+from graphkit.utils.tensor import check_index, mask_dropout
 
-__all__ = ['mask_dropout']
+__all__ = ['mask_dropout', 'check_index']

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from graphkit.utils.tensor import check_index
+
 __all__ = ['simple_undirected', 'iter_cliques', 'list_cliques',
            'flower_petal_weights']
 
@@ -23,12 +25,7 @@ def simple_undirected(edge_index: Tensor, num_nodes: int) -> Tensor:
     Returns the coalesced edge list with both directions."""
     from torch_geometric.utils import coalesce, remove_self_loops
     from torch_geometric.utils import to_undirected
-    if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise ValueError(f"edge_index must have shape [2, E], got "
-                         f"{tuple(edge_index.shape)}")
-    if edge_index.dtype != torch.long:
-        raise TypeError(f"edge_index must be torch.long, got "
-                        f"{edge_index.dtype}")
+    check_index(edge_index)
     ei, _ = remove_self_loops(edge_index)
     return coalesce(to_undirected(ei, num_nodes=num_nodes),
                     num_nodes=num_nodes)

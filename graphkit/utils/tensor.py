@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ['mask_dropout']
+__all__ = ['mask_dropout', 'check_index']
 
 
 def mask_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
@@ -21,3 +21,14 @@ def mask_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
         return x
     keep = torch.rand(x.shape, device=x.device, dtype=x.dtype) >= p
     return x * keep / (1.0 - p)
+
+
+def check_index(index: Tensor, name: str = 'edge_index',
+                width: str = 'E') -> None:
+    r"""Raises a clear error unless ``index`` is a :obj:`[2, *]`
+    ``torch.long`` tensor of node pairs."""
+    if index.dim() != 2 or index.size(0) != 2:
+        raise ValueError(f"{name} must have shape [2, {width}], got "
+                         f"{tuple(index.shape)}")
+    if index.dtype != torch.long:
+        raise TypeError(f"{name} must be torch.long, got {index.dtype}")

@@ -127,3 +127,13 @@ def test_bad_order_and_order_above_largest_clique(caplog):
     assert bool((data.hl_weight[:, 2:] == 0).all())
     assert 'no 3-simplex' in caplog.text
     assert repr(FlowerPetalLift(3)) == 'FlowerPetalLift(max_order=3)'
+
+
+def test_bad_edge_index_errors():
+    from torch_geometric.data import Data
+    with pytest.raises(TypeError, match='torch.long'):
+        FlowerPetalLift(2)(Data(edge_index=torch.zeros(2, 3), num_nodes=3))
+    with pytest.raises(ValueError, match=r'shape \[2, E\]'):
+        FlowerPetalLift(2)(Data(edge_index=torch.zeros(3, 3,
+                                                       dtype=torch.long),
+                                num_nodes=3))
