@@ -29,12 +29,17 @@ log = logging.getLogger(__name__)
 os.environ.setdefault('OUTDATED_IGNORE', '1')
 
 __all__ = ['DatasetBundle', 'DatasetSpec', 'load', 'dataset_names',
-           'get_spec', 'TASK_KINDS']
+           'get_spec', 'TASK_KINDS', 'lower_is_better']
 
 TASK_KINDS = ('node', 'link', 'graph', 'recommendation')
 
 # Metrics where a lower value is better.
 _LOWER_IS_BETTER = {'rmse', 'mae', 'mse'}
+
+
+def lower_is_better(metric: str) -> bool:
+    r"""Whether a smaller value of ``metric`` is better (errors)."""
+    return metric.split('@')[0].lower() in _LOWER_IS_BETTER
 
 
 @dataclass
@@ -72,7 +77,7 @@ class DatasetBundle:
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric.split('@')[0].lower() not in _LOWER_IS_BETTER
+        return not lower_is_better(self.metric)
 
     @property
     def num_splits(self) -> int | None:
@@ -242,9 +247,7 @@ def _build_ogb(name: str, root: Path, split: str | None, seed: int,
         if data.num_nodes is None:
             data.num_nodes = int(data.edge_index.max()) + 1
         link = S.ogb_link_split(idx, data.num_nodes, data.edge_index)
-        if metric == 'mrr':
-            metric = 'mrr'
-        elif metric.startswith('hits@'):
+        if metric.startswith('hits@'):
             metric = f'hits@{evaluator.K}'
         return DatasetBundle(
             name=name, task='link', data=data, metric=metric,
@@ -361,12 +364,11 @@ def _link_bundle(name: str, data, split: str | None,
         raise ValueError(f"Link split ratios must be train/val/test summing "
                          f"to 1, got {ratios}")
     _, va, te = ratios
-    plain = data
     return DatasetBundle(
         name=name, task='link', data=data, metric='hits@100',
         split_kind='random', num_features=data.num_features, num_classes=1,
         task_type='ranking',
-        random_split=lambda s: S.random_link_split(plain, va, te, seed=s),
+        random_split=lambda s: S.random_link_split(data, va, te, seed=s),
         info={'ratios': ratios})
 
 

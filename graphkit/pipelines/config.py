@@ -120,9 +120,8 @@ class RunConfig:
                 raise ConfigError(f"Unknown config section '{key}'")
             sub = _section_types().get(key)
             if sub is not None:
-                hints = typing.get_type_hints(sub)
                 kwargs[key] = sub(**{
-                    k: _coerce_loaded(v, hints[k]) for k, v in value.items()})
+                    k: _from_json(v) for k, v in value.items()})
             else:
                 kwargs[key] = value
         return cls(**kwargs)
@@ -133,7 +132,8 @@ def _section_types() -> dict[str, type]:
             'train': TrainConfig}
 
 
-def _coerce_loaded(value: Any, hint: Any) -> Any:
+def _from_json(value: Any) -> Any:
+    r"""JSON turns tuples into lists; turn them back."""
     if isinstance(value, list):
         return tuple(value)
     return value
@@ -163,12 +163,11 @@ def _coerce(key: str, raw: str, hint: Any) -> Any:
         if raw.strip().lower() in ('none', 'null', '') and \
                 type(None) in args:
             return None
-        errors = []
         for a in inner:
             try:
                 return _coerce(key, raw, a)
-            except ConfigError as e:
-                errors.append(str(e))
+            except ConfigError:
+                continue
         raise ConfigError(f"Bad value '{raw}' for '{key}': expected "
                           f"{_type_name(hint)}")
     if origin is tuple:

@@ -16,7 +16,7 @@ from torch import Tensor
 from torch.nn import Module
 
 from graphkit.data import loaders
-from graphkit.data.registry import DatasetBundle
+from graphkit.data.registry import DatasetBundle, lower_is_better
 from graphkit.pipelines import metrics as M
 
 __all__ = ['Task', 'NodeTask', 'LinkTask', 'GraphTask', 'make_task',
@@ -42,7 +42,7 @@ class Task(ABC):
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric.split('@')[0] not in ('rmse', 'mae', 'mse')
+        return not lower_is_better(self.metric)
 
     def model_dims(self) -> dict[str, Any]:
         r"""Keyword arguments the model builder needs from the data."""
