@@ -4,8 +4,9 @@ import torch
 from torch_geometric.data import Batch
 from torch_geometric.utils import from_networkx, to_dense_adj
 
-from graphkit.layers.higcn import HiGCNProp, ppr_coefficients, \
-    sparse_operator
+from graphkit.layers.higcn import HiGCNProp, block_diagonal_operator, \
+    polynomial_filter, ppr_coefficients, sparse_operator
+from graphkit.layers.sparse_input import RowSparse
 from graphkit.models import HiGCN, build
 from graphkit.testing import permute_graph
 from graphkit.transforms import FlowerPetalLift
@@ -110,16 +111,48 @@ def test_graph_variant_batch_equals_alone():
         assert torch.allclose(out[i], alone[0], atol=1e-5)
 
 
-def test_symmetric_spmm_gradient_matches_autograd():
-    from graphkit.layers.higcn import symmetric_spmm
+def test_polynomial_filter_gradients_match_dense_autograd():
     data = _lifted()
-    op = sparse_operator(data.hl_edge_index, data.hl_weight[:, 1]
-                         .contiguous(), data.num_nodes)
-    dense = _dense_op(data, 1)
-    x = torch.randn(data.num_nodes, 3, requires_grad=True)
-    g = torch.randn(data.num_nodes, 3)
-    (symmetric_spmm(op, x) * g).sum().backward()
-    grad = x.grad.clone()
-    x.grad = None
-    ((dense @ x) * g).sum().backward()
-    assert torch.allclose(grad, x.grad, atol=1e-6)
+    n, orders, K = data.num_nodes, 2, 3
+    op = block_diagonal_operator(data.hl_edge_index, data.hl_weight[:, :2],
+                                 n)
+    dense = [_dense_op(data, p) for p in range(orders)]
+    x = torch.randn(orders * n, 3, requires_grad=True)
+    gamma = torch.randn(orders, K + 1, requires_grad=True)
+    g = torch.randn(orders, n, 3)
+    (polynomial_filter(x, op, gamma) * g).sum().backward()
+    grads = x.grad.clone(), gamma.grad.clone()
+    x.grad = gamma.grad = None
+    ref = torch.stack([
+        sum(gamma[p, k] * torch.linalg.matrix_power(dense[p], k)
+            @ x[p * n:(p + 1) * n] for k in range(K + 1))
+        for p in range(orders)])
+    (ref * g).sum().backward()
+    assert torch.allclose(grads[0], x.grad, atol=1e-5)
+    assert torch.allclose(grads[1], gamma.grad, atol=1e-5)
+    with pytest.raises(ValueError, match='P = 2'):
+        polynomial_filter(x[:-1], op, gamma)
+
+
+def test_sparse_input_path_equals_dense_path():
+    torch.manual_seed(0)
+    data = _lifted(features=30)
+    data.x = data.x * (torch.rand_like(data.x) < 0.1)  # bag-of-words-like
+    model = HiGCN(30, 3, hidden_channels=4, max_order=2, K=3, dropout=0.0,
+                  dprate=0.0)
+    kw = dict(hl_edge_index=data.hl_edge_index, hl_weight=data.hl_weight)
+    model(data.x, None, **kw).pow(2).sum().backward()
+    assert isinstance(model.block._input_cache._value[0], RowSparse)
+    sparse_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    dense_x = data.x.clone().requires_grad_()  # needs a gradient: dense
+    out = model(dense_x, None, **kw)
+    assert not isinstance(model.block._input_cache._value[0], RowSparse)
+    out.pow(2).sum().backward()
+    for a, b in zip(sparse_grads, model.parameters()):
+        assert torch.allclose(a, b.grad, atol=1e-5)
+    # The cached compressed input follows in-place edits of x.
+    x = data.x.clone()
+    before = model(x, None, **kw)
+    x[0, :] = 1.0
+    assert not torch.allclose(model(x, None, **kw)[0], before[0])
