@@ -503,23 +503,65 @@ def _movielens_layout(name: str, split: str | None) -> RawLayout:
     return RawLayout(dirs=[rel], files=files, url=MovieLens100K.url)
 
 
+# Sheaf4Rec's implicit-feedback rule: a rating of 3 or more is an interaction.
+_MOVIELENS_MIN_RATING = 3
+
+
 def _build_movielens(name: str, root: Path, split: str | None, seed: int,
-                     task: str, dataset_kwargs=None,
+                     task: str, ratios=None, dataset_kwargs=None,
                      **_: Any) -> DatasetBundle:
+    r"""MovieLens 100K as implicit feedback (Sheaf4Rec's protocol).
+
+    PyG's :class:`~torch_geometric.datasets.MovieLens100K` stores the
+    ``u1.base`` ratings in ``edge_index`` / ``rating`` and the ``u1.test``
+    ratings in ``edge_label_index`` / ``edge_label`` of ``('user', 'rates',
+    'movie')``; together they are all 100,000 ratings of ``u.data``. Ratings
+    of 3 or more are kept as interactions (82,520 of them; 943 users, 1,682
+    movies of which 1,574 have one).
+
+    * ``split='random'`` (default): a new seeded 80/10/10 split of all the
+      interactions per run (``ratios`` changes the fractions);
+    * ``split='u1'`` (or ``official``): train on ``u1.base``, test on
+      ``u1.test``, and a seeded 10% of ``u1.base`` for validation.
+
+    Validation and test keep only users and items seen in training. The
+    metric is NDCG@10, the ranking-aware headline metric of Sheaf4Rec v3;
+    Recall, Precision and F1 at 10 and 20 are reported alongside it.
+    """
     from torch_geometric.datasets import MovieLens100K
-    if split not in (None, 'u1', 'official'):
-        raise ValueError(f"'{name}' uses the official u1.base / u1.test "
-                         f"split; got '{split}'")
+    kind = {None: 'random', 'official': 'u1'}.get(split, split)
+    if kind not in ('random', 'u1'):
+        raise ValueError(f"'{name}' has split='random' (seeded 80/10/10 "
+                         f"interaction splits) or split='u1' (official "
+                         f"u1.base / u1.test); got '{split}'")
     data = MovieLens100K(str(root / 'MovieLens100K'),
                          **(dataset_kwargs or {}))[0]
     store = data['user', 'rates', 'movie']
+    keep = _MOVIELENS_MIN_RATING
+    base = store.edge_index[:, store.rating >= keep]
+    test = store.edge_label_index[:, store.edge_label >= keep]
+    info = {'num_users': data['user'].num_nodes,
+            'num_items': data['movie'].num_nodes, 'min_rating': keep,
+            'num_interactions': base.size(1) + test.size(1)}
+    if kind == 'random':
+        ratios = tuple(ratios or (0.8, 0.1, 0.1))
+        interactions = torch.cat([base, test], dim=1)
+        draw = functools.partial(S.random_interaction_split, interactions,
+                                 ratios)
+        info['ratios'] = ratios
+    else:
+        if ratios is not None:
+            raise ValueError(f"'{name}' with split='u1' uses the official "
+                             f"u1.base / u1.test files and a 10% validation "
+                             f"set; ratios={tuple(ratios)} cannot apply "
+                             f"(use split='random' for custom ratios)")
+        draw = functools.partial(S.holdout_interaction_split, base, test,
+                                 0.1, name='u1')
     return DatasetBundle(
-        name=name, task='recommendation', data=data, metric='recall@20',
-        split_kind='official', num_features=0, num_classes=1,
-        task_type='ranking',
-        fixed_splits=[(store.edge_index, store.edge_label_index)],
-        info={'num_users': data['user'].num_nodes,
-              'num_items': data['movie'].num_nodes})
+        name=name, task='recommendation', data=data, metric='ndcg@10',
+        split_kind=kind, num_features=0, num_classes=1,
+        task_type='ranking', random_split=lambda s: draw(seed=s),
+        info=info)
 
 
 # ----------------------------------------------------------------------------
@@ -581,8 +623,9 @@ for _n in _TU:
                           description='TU graph classification'))
 _register(DatasetSpec('movielens-100k', 'recommendation', 'MovieLens100K',
                       _movielens_layout, _build_movielens,
-                      splits=('official', ),
-                      description='user-movie ratings'))
+                      splits=('random', 'u1'),
+                      description='user-movie ratings as implicit '
+                      'feedback (rating >= 3)'))
 _register(DatasetSpec('karate', 'node', 'networkx', _no_layout,
                       _build_karate, tasks=('node', 'link'),
                       splits=('random', ),

@@ -1,11 +1,14 @@
-r"""Node, link and graph splits.
+r"""Node, link, graph and recommendation splits.
 
 * node: the public Planetoid masks, the 10 fixed Geom-GCN masks, and seeded
   class-balanced random splits (GPR-GNN's ``random_planetoid_splits`` rule);
 * link: seeded random edge splits built on PyG's
   :class:`~torch_geometric.transforms.RandomLinkSplit`, or OGB's official
   ``get_edge_split()``;
-* graph: OGB's ``get_idx_split()``, or seeded stratified random index splits.
+* graph: OGB's ``get_idx_split()``, or seeded stratified random index splits;
+* recommendation: seeded random splits of user-item interactions, or a fixed
+  train / test hold-out with a seeded validation set carved from training;
+  validation and test keep only users and items seen in training.
 """
 from __future__ import annotations
 
@@ -19,11 +22,15 @@ __all__ = [
     'NodeSplit',
     'LinkSplit',
     'GraphSplit',
+    'RecommendationSplit',
     'class_balanced_split',
     'masks_from_columns',
     'random_link_split',
     'ogb_link_split',
     'random_graph_split',
+    'random_interaction_split',
+    'holdout_interaction_split',
+    'filter_unseen',
 ]
 
 
@@ -86,6 +93,29 @@ class GraphSplit:
     def index(self, which: str) -> Tensor:
         return {'train': self.train_idx, 'valid': self.val_idx,
                 'val': self.val_idx, 'test': self.test_idx}[which]
+
+
+@dataclass
+class RecommendationSplit:
+    r"""User-item interactions of the train / validation / test sets.
+
+    Each index has shape :obj:`[2, *]`: row 0 holds user ids in
+    :math:`[0, U)`, row 1 item ids in :math:`[0, I)` (0-based within the
+    items, not offset by :math:`U`). Pairs are unique and the three sets are
+    disjoint.
+    """
+    train_index: Tensor
+    valid_index: Tensor
+    test_index: Tensor
+    name: str = ''
+
+    def sizes(self) -> tuple[int, int, int]:
+        return (self.train_index.size(1), self.valid_index.size(1),
+                self.test_index.size(1))
+
+    def index(self, which: str) -> Tensor:
+        return {'train': self.train_index, 'valid': self.valid_index,
+                'val': self.valid_index, 'test': self.test_index}[which]
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -252,3 +282,116 @@ def random_graph_split(y: Tensor, ratios: Sequence[float] = (0.8, 0.1, 0.1),
         parts[2].append(idx[n_train + n_val:])
     out = [torch.cat(p).sort().values for p in parts]
     return GraphSplit(*out, name=f'random(seed={seed})')
+
+
+def _unique_pairs(index: Tensor, what: str) -> Tensor:
+    r"""Checks a :obj:`[2, n]` interaction index and drops repeated pairs;
+    the result is sorted by user, then item, so it does not depend on the
+    order of the input."""
+    from torch_geometric.utils import coalesce
+    if index.dim() != 2 or index.size(0) != 2:
+        raise ValueError(f"{what} must have shape [2, num_interactions] "
+                         f"(user ids, item ids), got {tuple(index.shape)}")
+    if index.numel() and int(index.min()) < 0:
+        raise ValueError(f"{what} holds negative ids; expected 0-based user "
+                         f"and item ids")
+    index = index.long()
+    if index.size(1) == 0:
+        return index
+    num = int(index.max()) + 1
+    return coalesce(index, num_nodes=num)
+
+
+def filter_unseen(train_index: Tensor, index: Tensor) -> Tensor:
+    r"""Keeps the interactions of ``index`` whose user and item both occur
+    in ``train_index`` (the recommendation protocol: models cannot rank
+    users or items they never saw)."""
+    if index.size(1) == 0 or train_index.size(1) == 0:
+        return index[:, :0]
+    users = torch.zeros(max(int(index[0].max()), int(train_index[0].max()))
+                        + 1, dtype=torch.bool)
+    items = torch.zeros(max(int(index[1].max()), int(train_index[1].max()))
+                        + 1, dtype=torch.bool)
+    users[train_index[0]] = True
+    items[train_index[1]] = True
+    return index[:, users[index[0]] & items[index[1]]]
+
+
+def random_interaction_split(interactions: Tensor,
+                             ratios: Sequence[float] = (0.8, 0.1, 0.1),
+                             seed: int = 0) -> RecommendationSplit:
+    r"""Seeded random split of user-item interactions (Sheaf4Rec's
+    protocol).
+
+    Repeated pairs are dropped and the pairs sorted, then shuffled with
+    ``seed``. The first :math:`\mathrm{round}(r_{train} n)` pairs form the
+    training set, the next :math:`\mathrm{round}(r_{val} n)` the validation
+    set and the rest the test set. Validation and test pairs whose user or
+    item has no training interaction are dropped (:func:`filter_unseen`), so
+    they may end up slightly smaller than their ratio.
+
+    Args:
+        interactions (Tensor): user and item ids, shape :obj:`[2, n]`.
+        ratios (tuple): train / validation / test fractions summing to 1
+            (default: :obj:`(0.8, 0.1, 0.1)`).
+        seed (int): random seed; the same seed gives the same split.
+    """
+    ratios = tuple(float(r) for r in ratios)
+    if len(ratios) != 3 or abs(sum(ratios) - 1.0) > 1e-6 or \
+            not (ratios[0] > 0 and ratios[1] >= 0 and ratios[2] > 0):
+        raise ValueError(f"Interaction split ratios must be three numbers "
+                         f"train > 0, val >= 0, test > 0 summing to 1, got "
+                         f"{ratios}")
+    pairs = _unique_pairs(interactions, 'interactions')
+    n = pairs.size(1)
+    perm = torch.randperm(n, generator=_generator(seed))
+    n_train = int(round(ratios[0] * n))
+    n_val = int(round(ratios[1] * n))
+    train = pairs[:, perm[:n_train]]
+    valid = pairs[:, perm[n_train:n_train + n_val]]
+    test = pairs[:, perm[n_train + n_val:]]
+    return RecommendationSplit(
+        train, filter_unseen(train, valid), filter_unseen(train, test),
+        name=f'random({ratios[0]:g}/{ratios[1]:g}/{ratios[2]:g}, '
+        f'seed={seed})')
+
+
+def holdout_interaction_split(train_interactions: Tensor,
+                              test_interactions: Tensor,
+                              val_ratio: float = 0.1,
+                              seed: int = 0,
+                              name: str = 'holdout') -> RecommendationSplit:
+    r"""A fixed train / test hold-out (e.g. MovieLens' ``u1.base`` /
+    ``u1.test``) with a seeded validation set carved from training.
+
+    A random fraction ``val_ratio`` of the (unique) training pairs becomes
+    the validation set. Test pairs that repeat a training pair are dropped,
+    and validation and test pairs are filtered to users and items seen in
+    the remaining training pairs (:func:`filter_unseen`).
+
+    Args:
+        train_interactions (Tensor): training user and item ids,
+            :obj:`[2, n_train]`.
+        test_interactions (Tensor): test user and item ids,
+            :obj:`[2, n_test]`.
+        val_ratio (float): fraction of the training pairs moved to the
+            validation set (default: :obj:`0.1`).
+        seed (int): random seed of the validation set.
+        name (str): name of the split, recorded with each run.
+    """
+    if not 0 <= val_ratio < 1:
+        raise ValueError(f"val_ratio must lie in [0, 1), got {val_ratio}")
+    base = _unique_pairs(train_interactions, 'train_interactions')
+    test = _unique_pairs(test_interactions, 'test_interactions')
+    if test.size(1) and base.size(1):
+        num_items = int(max(base[1].max(), test[1].max())) + 1
+        seen = base[0] * num_items + base[1]
+        key = test[0] * num_items + test[1]
+        test = test[:, ~torch.isin(key, seen)]
+    n = base.size(1)
+    perm = torch.randperm(n, generator=_generator(seed))
+    n_val = int(round(val_ratio * n))
+    valid, train = base[:, perm[:n_val]], base[:, perm[n_val:]]
+    return RecommendationSplit(
+        train, filter_unseen(train, valid), filter_unseen(train, test),
+        name=f'{name}(val={val_ratio:g}, seed={seed})')

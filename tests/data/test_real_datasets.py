@@ -157,11 +157,27 @@ def test_ogbg_dataset(require, data_root, name, graphs, sizes, metric):
 def test_movielens(require, data_root):
     mirror = require('MovieLens100K/raw/u1.base')
     b = load('movielens-100k', root=data_root, mirror=mirror)
-    assert b.info == {'num_users': 943, 'num_items': 1682}
-    train, test = b.fixed_splits[0]
-    assert train.size(1) == 80000 and test.size(1) == 20000
+    assert b.task == 'recommendation' and b.metric == 'ndcg@10'
+    assert b.info['num_users'] == 943 and b.info['num_items'] == 1682
+    # u1.base + u1.test are all 100,000 ratings; 82,520 of them are >= 3.
+    assert b.info['num_interactions'] == 82520
     assert b.data['user'].x.shape == (943, 24)
     assert b.data['movie'].x.shape == (1682, 18)
+    s = b.split_for_run(0, 0)
+    train, valid, test = s.sizes()
+    assert train == round(0.8 * 82520)
+    # Filtering to seen users and items drops only a few pairs.
+    assert 8100 < valid <= 8252 and 8100 < test <= 8252
+    assert b.split_for_run(1, 1).train_index.tolist() != \
+        s.train_index.tolist()
+    u1 = load('movielens-100k', root=data_root, mirror=mirror, split='u1')
+    s1 = u1.split_for_run(0, 0)
+    store = u1.data['user', 'rates', 'movie']
+    base = int((store.rating >= 3).sum())
+    assert base == 66103 and int((store.edge_label >= 3).sum()) == 16417
+    assert s1.sizes()[0] == base - round(0.1 * base)
+    assert 16000 < s1.sizes()[2] <= 16417
+    assert s1.name == 'u1(val=0.1, seed=0)'
 
 
 def test_pre_transform_is_cached_and_rebuilt_when_changed(require, tmp_path):
