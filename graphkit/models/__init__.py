@@ -1,5 +1,6 @@
 r"""Whole networks registered by name, built by a resolver."""
 from graphkit.models import basic, higcn  # noqa: F401  (registration)
+from graphkit.models import recommendation  # noqa: F401  (registration)
 from graphkit.models.heads import GraphModel, LinkModel, NodeModel
 from graphkit.models.higcn import HiGCN, HiGCNGraphEncoder
 from graphkit.models.registry import (ModelEntry, build, build_encoder,

@@ -19,8 +19,8 @@ from graphkit.data import loaders
 from graphkit.data.registry import DatasetBundle, lower_is_better
 from graphkit.pipelines import metrics as M
 
-__all__ = ['Task', 'NodeTask', 'LinkTask', 'GraphTask', 'make_task',
-           'TASKS']
+__all__ = ['Task', 'NodeTask', 'LinkTask', 'GraphTask',
+           'RecommendationTask', 'make_task', 'TASKS']
 
 
 class Task(ABC):
@@ -383,8 +383,332 @@ class GraphTask(Task):
         return res
 
 
+# ----------------------------------------------------------------------------
+# Top-K recommendation
+# ----------------------------------------------------------------------------
+
+
+def _csr(index: Tensor, num_rows: int, num_cols: int
+         ) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Row pointers, column ids (sorted within each row) and the sorted
+    keys :math:`r \cdot C + c` of the unique pairs in ``index``."""
+    key = (index[0] * num_cols + index[1]).unique()  # sorted
+    row = torch.div(key, num_cols, rounding_mode='floor')
+    count = torch.bincount(row, minlength=num_rows)
+    ptr = torch.zeros(num_rows + 1, dtype=torch.long, device=index.device)
+    ptr[1:] = count.cumsum(0)
+    return ptr, key - row * num_cols, key
+
+
+def _gather_rows(ptr: Tensor, col: Tensor, rows: Tensor
+                 ) -> tuple[Tensor, Tensor]:
+    r"""The entries of CSR rows ``rows``: (position of the row in ``rows``,
+    column id), without a Python loop."""
+    start, count = ptr[rows], ptr[rows + 1] - ptr[rows]
+    pos = torch.repeat_interleave(torch.arange(rows.numel(),
+                                               device=rows.device), count)
+    first = torch.repeat_interleave(count.cumsum(0) - count, count)
+    offset = torch.arange(pos.numel(), device=rows.device) - first
+    return pos, col[start[pos] + offset]
+
+
+def _contains(keys: Tensor, query: Tensor) -> Tensor:
+    r"""Whether each entry of ``query`` occurs in the sorted ``keys``."""
+    if keys.numel() == 0:
+        return torch.zeros_like(query, dtype=torch.bool)
+    pos = torch.searchsorted(keys, query).clamp(max=keys.numel() - 1)
+    return keys[pos] == query
+
+
+class RecommendationTask(Task):
+    r"""Top-K recommendation from implicit feedback, trained with BPR on
+    the bipartite user-item graph (LightGCN's and Sheaf4Rec's protocol).
+
+    **Graph.** Users are nodes :math:`0..U-1` and items :math:`U..U+I-1`;
+    the message-passing graph holds the *training* interactions in both
+    directions, :obj:`[2, 2|\mathcal{T}|]`.
+
+    **Model contract.** The model is built with ``num_users`` and
+    ``num_items`` (from :meth:`model_dims`), has an attribute ``embedding``
+    (a :class:`torch.nn.Embedding` of :math:`U+I` rows: the layer-0
+    embeddings :math:`\mathbf{E}^{(0)}`), and ``model(edge_index)`` returns
+    the final embeddings :math:`[U+I, D]`. The score of user :math:`u` and
+    item :math:`i` is :math:`\hat{y}_{ui} = \mathbf{e}_u^\top \mathbf{e}_i`.
+    See :mod:`graphkit.models.recommendation`.
+
+    **Training.** Each epoch has :math:`\lfloor |\mathcal{T}| / B \rfloor`
+    batches (at least one). A batch draws :math:`B` users uniformly among
+    those with a training interaction (without replacement when there are
+    at least :math:`B` of them), one of each user's training items
+    uniformly as the positive :math:`p`, and one negative :math:`n` uniformly
+    among the items seen in training that the user has not interacted with
+    (vectorised rejection sampling). The loss is BPR plus an L2 penalty on
+    the layer-0 embeddings of the batch:
+
+    .. math::
+        \mathcal{L} = \frac{1}{B}\sum_{b} \mathrm{softplus}(\hat{y}_{un} -
+        \hat{y}_{up}) + \lambda \frac{1}{2B} \sum_b \left(
+        \|\mathbf{e}^{(0)}_u\|^2 + \|\mathbf{e}^{(0)}_p\|^2 +
+        \|\mathbf{e}^{(0)}_n\|^2 \right).
+
+    :math:`\lambda` is ``reg`` (default :obj:`1e-4`, LightGCN's and the
+    constant in Sheaf4Rec's code). Note that Sheaf4Rec's code defines that
+    constant but never applies it, so its effective weight is 1.
+
+    **Evaluation.** Each user with validation (test) interactions gets a
+    full ranking of the items seen in training, with their training items
+    removed (for test, their validation items too). Recall, Precision, F1
+    and NDCG at K = 10 and 20 (and the K of the main metric) are computed by
+    :func:`~graphkit.pipelines.metrics.ranking_metrics`; F1@K is the harmonic
+    mean of the averaged precision and recall, as in Sheaf4Rec. Users are
+    scored in blocks of :math:`\max(1, \lfloor\texttt{eval\_batch\_size} /
+    I\rfloor)`, so at most about ``eval_batch_size`` scores are held at
+    once. ``valid_loss`` is the BPR term on the validation pairs, each with
+    one negative drawn once per split with a fixed generator (so it is
+    comparable across epochs and does not touch the training RNG stream).
+
+    Items without training interactions are never ranked or sampled, which
+    is what Sheaf4Rec's re-indexing of the training users and items amounts
+    to; their embedding rows stay unused.
+
+    Args:
+        bundle (DatasetBundle): a ``recommendation`` bundle with
+            ``info['num_users']`` and ``info['num_items']`` whose splits are
+            :class:`~graphkit.data.splits.RecommendationSplit`.
+        batch_size (int, optional): users per BPR batch (default:
+            :obj:`1024`).
+        eval_batch_size (int): user-item scores per evaluation block
+            (default: :obj:`65536`).
+        metric (str, optional): the model-selection metric, ``recall@K``,
+            ``precision@K``, ``f1@K`` or ``ndcg@K`` (default: the
+            bundle's).
+        reg (float): weight :math:`\lambda` of the L2 term (default:
+            :obj:`1e-4`).
+        ks (tuple): cut-offs reported besides the main metric's (default:
+            :obj:`(10, 20)`).
+    """
+    kind = 'recommendation'
+    static_graph = True
+    default_batch_size = 1024
+    # Seed of the fixed validation negatives behind ``valid_loss``.
+    valid_negative_seed = 12345
+
+    def __init__(self, bundle: DatasetBundle, *, reg: float = 1e-4,
+                 ks: tuple[int, ...] = (10, 20), **kwargs: Any) -> None:
+        super().__init__(bundle, **kwargs)
+        _, k_main = M.parse_ranking_metric(self.metric)
+        if reg < 0:
+            raise ValueError(f"reg must be >= 0, got {reg}")
+        missing = [k for k in ('num_users', 'num_items')
+                   if k not in bundle.info]
+        if missing:
+            raise ValueError(f"Recommendation dataset '{bundle.name}' must "
+                             f"give {', '.join(missing)} in bundle.info")
+        self.num_users = int(bundle.info['num_users'])
+        self.num_items = int(bundle.info['num_items'])
+        self.reg = float(reg)
+        self.ks = tuple(sorted(set(int(k) for k in ks) | {k_main}))
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got "
+                             f"{self.batch_size}")
+
+    def model_dims(self) -> dict[str, Any]:
+        out = super().model_dims()
+        out.update(num_users=self.num_users, num_items=self.num_items)
+        return out
+
+    def _check_split(self, split) -> None:
+        for which in ('train', 'valid', 'test'):
+            idx = split.index(which)
+            if idx.dim() != 2 or idx.size(0) != 2:
+                raise ValueError(f"The {which} interactions must have shape "
+                                 f"[2, n] (user id, item id), got "
+                                 f"{tuple(idx.shape)}")
+            if idx.numel() and (int(idx.min()) < 0
+                                or int(idx[0].max()) >= self.num_users
+                                or int(idx[1].max()) >= self.num_items):
+                raise ValueError(
+                    f"The {which} interactions hold ids outside "
+                    f"0..{self.num_users - 1} (users) / "
+                    f"0..{self.num_items - 1} (items, 0-based)")
+        if split.train_index.size(1) == 0:
+            raise ValueError("The recommendation split has no training "
+                             "interactions")
+
+    def setup(self, split) -> None:
+        super().setup(split)
+        self._check_split(split)
+        dev, U, I = self.device, self.num_users, self.num_items
+        train = split.train_index.to(dev).long()
+        valid = split.valid_index.to(dev).long()
+        test = split.test_index.to(dev).long()
+        self.train_ptr, self.train_col, self.train_keys = _csr(train, U, I)
+        self.num_train = self.train_keys.numel()
+        deg = self.train_ptr[1:] - self.train_ptr[:-1]
+        self.item_seen = torch.zeros(I, dtype=torch.bool, device=dev)
+        self.item_seen[self.train_col] = True
+        self.candidates = self.item_seen.nonzero().view(-1)
+        for which, idx in (('valid', valid), ('test', test)):
+            unseen = (deg[idx[0]] == 0) | ~self.item_seen[idx[1]]
+            if bool(unseen.any()):
+                raise ValueError(
+                    f"{int(unseen.sum())} {which} interactions have a user "
+                    f"or item without training interactions; recommendation "
+                    f"splits must be filtered to users and items seen in "
+                    f"training (graphkit.data.splits.filter_unseen)")
+        # Users with a training item and at least one candidate negative.
+        self.sample_users = ((deg > 0) & (deg < self.candidates.numel())
+                             ).nonzero().view(-1)
+        if self.sample_users.numel() == 0:
+            raise ValueError("No user has both a training interaction and an "
+                             "item left to sample as a negative")
+        u, i = self.train_ptr, self.train_col
+        rows = torch.repeat_interleave(torch.arange(U, device=dev),
+                                       u[1:] - u[:-1])
+        self.edge_index = torch.stack([torch.cat([rows, i + U]),
+                                       torch.cat([i + U, rows])])
+        # Ground truth and the items removed from each ranking.
+        seen_valid = torch.cat([train, valid], dim=1)
+        self._eval = {
+            'valid': (_csr(valid, U, I), (self.train_ptr, self.train_col)),
+            'test': (_csr(test, U, I), _csr(seen_valid, U, I)[:2]),
+        }
+        # Fixed validation negatives for ``valid_loss``: not a training or
+        # validation item of the user (users with no such item are left
+        # out of the loss).
+        sv_ptr, _, sv_keys = _csr(seen_valid, U, I)
+        left = self.candidates.numel() - (sv_ptr[1:] - sv_ptr[:-1])
+        self.valid_pairs = valid[:, left[valid[0]] > 0]
+        gen = torch.Generator()
+        gen.manual_seed(self.valid_negative_seed)
+        self.valid_neg = self._negatives(self.valid_pairs[0], sv_keys, gen)
+
+    # -- sampling ------------------------------------------------------------
+    def _negatives(self, users: Tensor, keys: Tensor,
+                   generator: torch.Generator) -> Tensor:
+        r"""One candidate item per user that is absent from ``keys`` (sorted
+        user-item keys), by rejection sampling over all users at once."""
+        I, cand = self.num_items, self.candidates
+        neg = cand[torch.randint(cand.numel(), (users.numel(), ),
+                                 generator=generator).to(cand.device)]
+        todo = torch.arange(users.numel(), device=users.device)
+        while todo.numel():
+            bad = _contains(keys, users[todo] * I + neg[todo])
+            todo = todo[bad]
+            if todo.numel():
+                neg[todo] = cand[torch.randint(
+                    cand.numel(), (todo.numel(), ),
+                    generator=generator).to(cand.device)]
+        return neg
+
+    def sample(self, batch_size: int, generator: torch.Generator
+               ) -> tuple[Tensor, Tensor, Tensor]:
+        r"""A BPR batch ``(users, positives, negatives)``; items 0-based."""
+        pool = self.sample_users
+        if pool.numel() >= batch_size:
+            pick = torch.randperm(pool.numel(), generator=generator)[
+                :batch_size]
+        else:
+            pick = torch.randint(pool.numel(), (batch_size, ),
+                                 generator=generator)
+        users = pool[pick.to(pool.device)]
+        start = self.train_ptr[users]
+        deg = self.train_ptr[users + 1] - start
+        offset = (torch.rand(batch_size, generator=generator).to(deg.device)
+                  * deg).long().clamp(max=deg - 1)
+        pos = self.train_col[start + offset]
+        neg = self._negatives(users, self.train_keys, generator)
+        return users, pos, neg
+
+    def train_batches(self, generator):
+        bs = self.batch_size or self.default_batch_size
+        for _ in range(max(1, self.num_train // bs)):
+            yield self.sample(bs, generator)
+
+    # -- loss ----------------------------------------------------------------
+    @staticmethod
+    def _embedding_table(model: Module) -> Tensor:
+        emb = getattr(model, 'embedding', None)
+        if not isinstance(emb, torch.nn.Embedding):
+            raise TypeError(f"{type(model).__name__} does not follow the "
+                            f"recommendation contract: it needs an attribute "
+                            f"'embedding' (torch.nn.Embedding of num_users + "
+                            f"num_items rows, the layer-0 embeddings)")
+        return emb.weight
+
+    def _embed(self, model: Module) -> Tensor:
+        out = model(self.edge_index)
+        n = self.num_users + self.num_items
+        if out.dim() != 2 or out.size(0) != n:
+            raise ValueError(f"{type(model).__name__}(edge_index) must return "
+                             f"[num_users + num_items, D] = [{n}, D] "
+                             f"embeddings, got {tuple(out.shape)}")
+        return out
+
+    def loss(self, model, batch) -> Tensor:
+        users, pos, neg = batch
+        U = self.num_users
+        emb = self._embed(model)
+        e_u, e_p, e_n = emb[users], emb[U + pos], emb[U + neg]
+        bpr = F.softplus((e_u * e_n).sum(-1) - (e_u * e_p).sum(-1)).mean()
+        if not self.reg:
+            return bpr
+        e0 = self._embedding_table(model)
+        l2 = 0.5 * (e0[users].pow(2).sum() + e0[U + pos].pow(2).sum()
+                    + e0[U + neg].pow(2).sum()) / users.numel()
+        return bpr + self.reg * l2
+
+    # -- evaluation ----------------------------------------------------------
+    def rank(self, emb: Tensor, which: str, k: int) -> tuple[Tensor, Tensor]:
+        r"""Top-``k`` items of each user with ``which`` interactions.
+
+        Returns the ranked items :obj:`[num_eval_users, k]` (fewer columns
+        if fewer items are seen in training) and the ground-truth pairs
+        :obj:`[2, n]` (row in the ranking, item id).
+        """
+        (t_ptr, t_col, _), (x_ptr, x_col) = self._eval[which]
+        users = ((t_ptr[1:] - t_ptr[:-1]) > 0).nonzero().view(-1)
+        U, I = self.num_users, self.num_items
+        user_emb, item_emb = emb[:U], emb[U:]
+        k = min(k, self.candidates.numel())
+        block = max(1, self.eval_batch_size // I)
+        tops = []
+        for chunk in users.split(block):
+            scores = user_emb[chunk] @ item_emb.t()
+            scores[:, ~self.item_seen] = float('-inf')
+            row, col = _gather_rows(x_ptr, x_col, chunk)
+            scores[row, col] = float('-inf')
+            tops.append(scores.topk(k, dim=1).indices)
+        ranked = (torch.cat(tops) if tops else
+                  torch.empty(0, k, dtype=torch.long, device=emb.device))
+        row, col = _gather_rows(t_ptr, t_col, users)
+        return ranked, torch.stack([row, col])
+
+    @torch.no_grad()
+    def evaluate(self, model) -> dict[str, float]:
+        model.eval()
+        emb = self._embed(model)
+        U = self.num_users
+        res: dict[str, float] = {}
+        for which in ('valid', 'test'):
+            ranked, truth = self.rank(emb, which, max(self.ks))
+            scores = M.ranking_metrics(ranked, truth, self.ks)
+            res[which] = scores[self.metric]
+            res.update({f'{which}_{name}': v for name, v in scores.items()})
+        u, p = self.valid_pairs
+        if u.numel():
+            e_u = emb[u]
+            diff = ((e_u * emb[U + self.valid_neg]).sum(-1)
+                    - (e_u * emb[U + p]).sum(-1))
+            res['valid_loss'] = float(F.softplus(diff).mean())
+        else:
+            res['valid_loss'] = float('nan')
+        return res
+
+
 TASKS: dict[str, type[Task]] = {'node': NodeTask, 'link': LinkTask,
-                                'graph': GraphTask}
+                                'graph': GraphTask,
+                                'recommendation': RecommendationTask}
 
 
 def make_task(bundle: DatasetBundle, **kwargs: Any) -> Task:
