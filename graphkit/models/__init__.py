@@ -1,12 +1,13 @@
 r"""Whole networks registered by name, built by a resolver."""
-from graphkit.models import basic, higcn  # noqa: F401  (registration)
+from graphkit.models import basic, higcn, sheaf  # noqa: F401  (registration)
 from graphkit.models import recommendation  # noqa: F401  (registration)
 from graphkit.models.heads import GraphModel, LinkModel, NodeModel
 from graphkit.models.higcn import HiGCN, HiGCNGraphEncoder
+from graphkit.models.sheaf import NSD
 from graphkit.models.registry import (ModelEntry, build, build_encoder,
                                       model_names, pre_transform_for,
                                       register, resolve)
 
 __all__ = ['build', 'build_encoder', 'register', 'resolve', 'model_names',
            'ModelEntry', 'NodeModel', 'LinkModel', 'GraphModel', 'HiGCN',
-           'HiGCNGraphEncoder', 'pre_transform_for']
+           'HiGCNGraphEncoder', 'NSD', 'pre_transform_for']

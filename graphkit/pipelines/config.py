@@ -53,6 +53,17 @@ class ModelConfig:
     K: int = 10
     alpha: float = 0.5
     dprate: float = 0.5
+    # Sheaf diffusion (NSD): stalk dimension, fixed low/high-pass stalks,
+    # lighter learner, one sheaf for all layers, bundle parameterisation.
+    stalk_dim: int = 2
+    add_lp: bool = False
+    add_hp: bool = False
+    second_linear: bool = False
+    sparse_learner: bool = False
+    linear_sheaf: bool = False
+    orth: str = 'householder'
+    edge_weights: bool = True
+    sheaf_act: str = 'tanh'
 
     def hparams(self) -> dict[str, Any]:
         r"""Keyword arguments for :func:`graphkit.models.build` (everything
@@ -69,6 +80,9 @@ class OptimConfig:
     lr: float = 0.01
     weight_decay: float = 0.0
     decoder_lr: float | None = None
+    # Weight decay of parameters in modules with ``decay_group = 'sheaf'``
+    # (the sheaf learners); ``None``: the same as ``weight_decay``.
+    sheaf_decay: float | None = None
     grad_clip: float | None = None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ['dense_adjacency', 'dense_gcn_layer']
+__all__ = ['dense_adjacency', 'dense_gcn_layer', 'dense_sheaf_laplacian']
 
 
 def dense_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
@@ -47,3 +47,40 @@ def dense_flower_petal(edge_index: Tensor, num_nodes: int,
     d = h.sum(1)
     inv = torch.where(d > 0, d.pow(-0.5), torch.zeros_like(d))
     return (inv.view(-1, 1) * (h @ h.t()) * inv.view(1, -1) / (order + 1))
+
+
+def dense_sheaf_laplacian(edge_index: Tensor, maps: Tensor, num_nodes: int,
+                          normalised: bool = True) -> Tensor:
+    r"""The :math:`Nd \times Nd` sheaf Laplacian built naively from
+    Kronecker products, :math:`L = \sum_e \delta_e^\top \delta_e` with
+    :math:`\delta_e = e_v^\top \otimes \mathcal{F}_{v \trianglelefteq e} -
+    e_u^\top \otimes \mathcal{F}_{u \trianglelefteq e}`, and optionally
+    :math:`\tilde D^{-1/2} L \tilde D^{-1/2}`,
+    :math:`\tilde D = \mathrm{blockdiag}(L) + I`.
+
+    ``maps``: :obj:`[E, d, d]` (or :obj:`[E, d]` diagonals), one per directed
+    edge of ``edge_index`` (both directions present)."""
+    if maps.dim() == 2:
+        maps = torch.diag_embed(maps)
+    maps = maps.contiguous()
+    d = maps.size(-1)
+    eye_n = torch.eye(num_nodes, dtype=maps.dtype)
+    lap = maps.new_zeros(num_nodes * d, num_nodes * d)
+    row, col = edge_index.tolist()
+    index = {(v, u): k for k, (v, u) in enumerate(zip(row, col))}
+    for k, (v, u) in enumerate(zip(row, col)):
+        if v > u:
+            continue
+        r = index[(u, v)]
+        delta = (torch.kron(eye_n[v:v + 1], maps[k]) -
+                 torch.kron(eye_n[u:u + 1], maps[r]))
+        lap = lap + delta.t() @ delta
+    if not normalised:
+        return lap
+    blocks = torch.zeros_like(lap)
+    for v in range(num_nodes):
+        s = slice(v * d, (v + 1) * d)
+        lam, vec = torch.linalg.eigh(lap[s, s] + torch.eye(d,
+                                                            dtype=maps.dtype))
+        blocks[s, s] = vec @ torch.diag(lam.rsqrt()) @ vec.t()
+    return blocks @ lap @ blocks

@@ -32,29 +32,45 @@ class Strategy(ABC):
     def __init__(self, model: Module, *, optimizer: str = 'adam',
                  lr: float = 0.01, weight_decay: float = 0.0,
                  decoder_lr: float | None = None,
+                 sheaf_decay: float | None = None,
                  grad_clip: float | None = None) -> None:
         self.model = model
         self.grad_clip = grad_clip
         self.optimizer = build_optimizer(
-            self.param_groups(model, lr, decoder_lr), optimizer, lr,
-            weight_decay)
+            self.param_groups(model, lr, decoder_lr, sheaf_decay), optimizer,
+            lr, weight_decay)
 
     @staticmethod
-    def param_groups(model: Module, lr: float,
-                     decoder_lr: float | None) -> list[dict[str, Any]]:
-        r"""One group, or two when ``decoder_lr`` is set and the model has
-        a ``decoder`` (e.g. separate encoder / predictor rates)."""
+    def param_groups(model: Module, lr: float, decoder_lr: float | None,
+                     sheaf_decay: float | None = None
+                     ) -> list[dict[str, Any]]:
+        r"""Parameter groups: the model's ``decoder`` gets ``decoder_lr``
+        when both are set (separate encoder / predictor rates), and modules
+        declaring ``decay_group = 'sheaf'`` (sheaf learners) get weight decay
+        ``sheaf_decay`` when it is set. Empty groups are dropped."""
         decoder = getattr(model, 'decoder', None)
-        if decoder_lr is None or decoder is None:
-            return [{'params': [p for p in model.parameters()
-                                if p.requires_grad]}]
-        dec_ids = {id(p) for p in decoder.parameters()}
-        return [
-            {'params': [p for p in model.parameters()
-                        if id(p) not in dec_ids and p.requires_grad]},
-            {'params': [p for p in decoder.parameters() if p.requires_grad],
-             'lr': decoder_lr},
-        ]
+        dec_ids = ({id(p) for p in decoder.parameters()}
+                   if decoder_lr is not None and decoder is not None
+                   else set())
+        sheaf_ids = set()
+        if sheaf_decay is not None:
+            for mod in model.modules():
+                if getattr(mod, 'decay_group', None) == 'sheaf':
+                    sheaf_ids.update(id(p) for p in mod.parameters())
+        groups: dict[tuple[bool, bool], list] = {}
+        for p in model.parameters():
+            if p.requires_grad:
+                key = (id(p) in dec_ids, id(p) in sheaf_ids)
+                groups.setdefault(key, []).append(p)
+        out = []
+        for (is_dec, is_sheaf), params in sorted(groups.items()):
+            group: dict[str, Any] = {'params': params}
+            if is_dec:
+                group['lr'] = decoder_lr
+            if is_sheaf:
+                group['weight_decay'] = sheaf_decay
+            out.append(group)
+        return out
 
     @abstractmethod
     def step(self, task, batch: Any) -> dict[str, float]:

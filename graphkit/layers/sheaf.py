@@ -1,0 +1,667 @@
+r"""Cellular sheaves on graphs: restriction maps, sheaf Laplacians and the
+Neural Sheaf Diffusion step
+(`Bodnar et al., NeurIPS 2022 <https://arxiv.org/abs/2202.04579>`_).
+
+A sheaf gives every node and edge a stalk :math:`\mathbb{R}^d` and every
+incidence :math:`v \trianglelefteq e` a restriction map
+:math:`\mathcal{F}_{v \trianglelefteq e} \in \mathbb{R}^{d \times d}`. With
+the coboundary :math:`(\delta x)_e = \mathcal{F}_{v \trianglelefteq e} x_v -
+\mathcal{F}_{u \trianglelefteq e} x_u`, the sheaf Laplacian
+:math:`L_\mathcal{F} = \delta^\top \delta` has blocks
+
+.. math::
+    L_{vv} = \sum_{e \ni v} \mathcal{F}_{v \trianglelefteq e}^\top
+    \mathcal{F}_{v \trianglelefteq e}, \qquad
+    L_{vu} = -\mathcal{F}_{v \trianglelefteq e}^\top
+    \mathcal{F}_{u \trianglelefteq e},
+
+and the (augmented) normalised Laplacian is
+:math:`\Delta_\mathcal{F} = \tilde D^{-1/2} L_\mathcal{F} \tilde D^{-1/2}`
+with :math:`\tilde D = \mathrm{blockdiag}(L_{vv}) + I`.
+
+Maps are stored one per *directed* edge ``k = (v, u)`` of ``edge_index``
+(``edge_index[0, k] = v``): map ``k`` is
+:math:`\mathcal{F}_{v \trianglelefteq e}`, and the reverse edge holds
+:math:`\mathcal{F}_{u \trianglelefteq e}`. Laplacians are sparse
+:math:`Nd \times Nd` operators (:class:`SheafLaplacian`); a dense matrix is
+only built by :meth:`SheafLaplacian.to_dense`, for tests.
+"""
+from __future__ import annotations
+
+from abc import ABCMeta, abstractmethod
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn import Linear, Module, Parameter
+
+from graphkit.layers.sparse_input import IdentityCache
+
+__all__ = ['SheafStructure', 'SheafLaplacian', 'diag_sheaf_laplacian',
+           'block_sheaf_laplacian', 'sym_matrix_pow', 'orthogonal_maps',
+           'fixed_stalks', 'SheafLearner', 'EdgeWeightLearner', 'SheafConv',
+           'DiagSheafConv', 'BundleSheafConv', 'GeneralSheafConv']
+
+
+# ----------------------------------------------------------------------------
+# Index bookkeeping
+# ----------------------------------------------------------------------------
+
+class SheafStructure:
+    r"""The index bookkeeping of a sheaf Laplacian on one graph, computed
+    once per ``edge_index`` and stalk dimension.
+
+    Entries are first listed in a *natural* order: the :math:`N` diagonal
+    blocks, then one off-diagonal block per directed edge. ``perm`` sorts
+    them into CSR order.
+
+    Args:
+        edge_index (Tensor): :obj:`[2, E]`, both directions of every edge, no
+            self-loops, no duplicates.
+        num_nodes (int): :math:`N`.
+        d (int): stalk dimension.
+        blocks (bool): full :math:`d \times d` blocks (bundle / general
+            maps) rather than diagonal ones (diagonal maps).
+    """
+    def __init__(self, edge_index: Tensor, num_nodes: int, d: int,
+                 blocks: bool) -> None:
+        if edge_index.dim() != 2 or edge_index.size(0) != 2:
+            raise ValueError(f"edge_index must have shape [2, E], got "
+                             f"{tuple(edge_index.shape)}")
+        if d < 1:
+            raise ValueError(f"stalk dimension d must be >= 1, got {d}")
+        row, col = edge_index
+        device = edge_index.device
+        if bool((row == col).any()):
+            raise ValueError("sheaf Laplacian: edge_index has self-loops; "
+                             "remove them first "
+                             "(torch_geometric.utils.remove_self_loops)")
+        key = row * num_nodes + col
+        sorted_key, order = torch.sort(key)
+        if sorted_key.numel() > 1 and bool(
+                (sorted_key[1:] == sorted_key[:-1]).any()):
+            raise ValueError("sheaf Laplacian: edge_index has duplicate "
+                             "edges; coalesce it first "
+                             "(torch_geometric.utils.coalesce)")
+        rkey = col * num_nodes + row
+        pos = torch.searchsorted(sorted_key, rkey).clamp_max(
+            max(key.numel() - 1, 0))
+        if key.numel() and not bool((sorted_key[pos] == rkey).all()):
+            raise ValueError("sheaf Laplacian: edge_index must hold both "
+                             "directions of every edge (make it undirected "
+                             "with torch_geometric.utils.to_undirected)")
+        self.row, self.col, self.rev = row, col, order[pos]
+        self.num_nodes, self.d, self.blocks = num_nodes, d, blocks
+        self.num_edges = row.numel()
+
+        nodes = torch.arange(num_nodes, device=device)
+        if blocks:
+            i = torch.arange(d, device=device).repeat_interleave(d)
+            j = torch.arange(d, device=device).repeat(d)
+        else:
+            i = j = torch.arange(d, device=device)
+        rows = torch.cat([(nodes[:, None] * d + i).reshape(-1),
+                          (row[:, None] * d + i).reshape(-1)])
+        cols = torch.cat([(nodes[:, None] * d + j).reshape(-1),
+                          (col[:, None] * d + j).reshape(-1)])
+        size = num_nodes * d
+        self.size = size
+        self.perm = torch.argsort(rows * size + cols)
+        self.csr_col = cols[self.perm]
+        self.csr_row = rows[self.perm]
+        self.crow = torch.zeros(size + 1, dtype=torch.long, device=device)
+        self.crow[1:] = torch.bincount(rows, minlength=size).cumsum(0)
+        self._pattern = None
+
+    @property
+    def nnz(self) -> int:
+        return self.perm.numel()
+
+    def pattern(self) -> Tensor:
+        r"""The sparsity pattern as a CSR tensor of zeros (for
+        :func:`torch.sparse.sampled_addmm`)."""
+        if self._pattern is None:
+            self._pattern = torch.sparse_csr_tensor(
+                self.crow, self.csr_col, torch.zeros(self.nnz,
+                                                     device=self.crow.device),
+                size=(self.size, self.size))
+        return self._pattern
+
+
+class _SymmetricSheafMatmul(torch.autograd.Function):
+    r""":math:`\Delta X` for a symmetric sparse :math:`\Delta` whose values
+    need gradients: :math:`\partial X = \Delta G` and
+    :math:`\partial \Delta_{ij} = (G X^\top)_{ij}` on the pattern only
+    (a sampled dense product, never an :math:`Nd \times Nd` matrix)."""
+    @staticmethod
+    def forward(ctx, structure: SheafStructure, values: Tensor,
+                x: Tensor) -> Tensor:
+        op = torch.sparse_csr_tensor(structure.crow, structure.csr_col,
+                                     values, size=(structure.size,
+                                                   structure.size))
+        ctx.structure, ctx.op = structure, op
+        ctx.save_for_backward(x)
+        return op @ x
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (x, ) = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_values = grad_x = None
+        if ctx.needs_input_grad[1]:
+            pattern = ctx.structure.pattern().to(grad.dtype)
+            grad_values = torch.sparse.sampled_addmm(
+                pattern, grad, x.t().contiguous(), beta=0.0).values()
+        if ctx.needs_input_grad[2]:
+            grad_x = ctx.op @ grad
+        return None, grad_values, grad_x
+
+
+class SheafLaplacian:
+    r"""A (normalised) sheaf Laplacian: a :class:`SheafStructure` and its
+    values in CSR order. ``laplacian @ x`` applies it to
+    :math:`(Nd, f)` features, differentiably in both."""
+    def __init__(self, structure: SheafStructure, values: Tensor) -> None:
+        self.structure, self.values = structure, values
+
+    def __matmul__(self, x: Tensor) -> Tensor:
+        if x.dim() != 2 or x.size(0) != self.structure.size:
+            raise ValueError(f"SheafLaplacian of size {self.structure.size} "
+                             f"cannot multiply features of shape "
+                             f"{tuple(x.shape)}: expected "
+                             f"[{self.structure.size}, f]")
+        return _SymmetricSheafMatmul.apply(self.structure,
+                                           self.values.to(x.dtype), x)
+
+    def to_dense(self) -> Tensor:
+        s = self.structure
+        out = self.values.new_zeros(s.size, s.size)
+        out[s.csr_row, s.csr_col] = self.values
+        return out
+
+
+def _finish(structure: SheafStructure, diag: Tensor,
+            off: Tensor) -> SheafLaplacian:
+    natural = torch.cat([diag.reshape(-1), off.reshape(-1)])
+    return SheafLaplacian(structure, natural[structure.perm])
+
+
+# ----------------------------------------------------------------------------
+# Laplacian builders (pure functions of the maps)
+# ----------------------------------------------------------------------------
+
+def diag_sheaf_laplacian(maps: Tensor, structure: SheafStructure,
+                         normalised: bool = True,
+                         augmented: bool = True) -> SheafLaplacian:
+    r"""The sheaf Laplacian of diagonal maps
+    :math:`\mathcal{F}_{v \trianglelefteq e} = \mathrm{diag}(f_{v,e})`: each
+    stalk dimension is a signed scalar graph,
+
+    .. math::
+        (L)_{vv} = \textstyle\sum_{e \ni v} f_{v,e}^2, \quad
+        (L)_{vu} = -f_{v,e} \odot f_{u,e}, \quad
+        \Delta = (D + I)^{-1/2} L (D + I)^{-1/2}.
+
+    Args:
+        maps (Tensor): :obj:`[E, d]`, one diagonal per directed edge.
+        structure (SheafStructure): built with ``blocks=False``.
+        normalised (bool): return :math:`\Delta` instead of :math:`L`.
+        augmented (bool): normalise by :math:`D + I` (else :math:`D`, with
+            isolated stalks left at zero).
+    """
+    s = structure
+    if s.blocks or maps.shape != (s.num_edges, s.d):
+        raise ValueError(f"diagonal maps must have shape [E, d] = "
+                         f"[{s.num_edges}, {s.d}] for a diagonal structure, "
+                         f"got {tuple(maps.shape)}")
+    deg = maps.new_zeros(s.num_nodes, s.d).index_add_(0, s.row, maps**2)
+    off = -maps * maps[s.rev]
+    if not normalised:
+        return _finish(s, deg, off)
+    norm = (deg + 1.0 if augmented else deg).clamp_min(1e-12).rsqrt()
+    if not augmented:
+        norm = torch.where(deg > 0, norm, torch.zeros_like(norm))
+    return _finish(s, deg * norm**2, off * norm[s.row] * norm[s.col])
+
+
+def block_sheaf_laplacian(maps: Tensor, structure: SheafStructure,
+                          normalised: bool = True,
+                          orthogonal: bool = False) -> SheafLaplacian:
+    r"""The sheaf Laplacian of general :math:`d \times d` maps,
+
+    .. math::
+        L_{vv} = \textstyle\sum_{e \ni v} \mathcal{F}_{v \trianglelefteq e}^
+        \top \mathcal{F}_{v \trianglelefteq e}, \quad
+        L_{vu} = -\mathcal{F}_{v \trianglelefteq e}^\top
+        \mathcal{F}_{u \trianglelefteq e}, \quad
+        \Delta = \tilde D^{-1/2} L \tilde D^{-1/2},\ \tilde D =
+        \mathrm{blockdiag}(L_{vv}) + I.
+
+    With ``orthogonal=True`` the maps must be (scaled) orthogonal, possibly
+    extended by fixed :math:`\pm 1` stalks, so :math:`L_{vv}` is diagonal and
+    the normalisation is elementwise; otherwise :math:`\tilde D_v^{-1/2}` is
+    a matrix inverse square root (:func:`sym_matrix_pow`, whose gradient
+    stays finite when eigenvalues repeat).
+
+    Args:
+        maps (Tensor): :obj:`[E, d, d]`.
+        structure (SheafStructure): built with ``blocks=True``.
+    """
+    s = structure
+    if not s.blocks or maps.shape != (s.num_edges, s.d, s.d):
+        raise ValueError(f"block maps must have shape [E, d, d] = "
+                         f"[{s.num_edges}, {s.d}, {s.d}] for a block "
+                         f"structure, got {tuple(maps.shape)}")
+    off = -maps.transpose(1, 2) @ maps[s.rev]
+    if orthogonal:
+        deg = maps.new_zeros(s.num_nodes, s.d).index_add_(
+            0, s.row, (maps**2).sum(1))
+        eye = torch.eye(s.d, device=maps.device, dtype=maps.dtype)
+        if not normalised:
+            return _finish(s, deg[:, :, None] * eye, off)
+        norm = (deg + 1.0).rsqrt()
+        diag = (deg * norm**2)[:, :, None] * eye
+        off = norm[s.row][:, :, None] * off * norm[s.col][:, None, :]
+        return _finish(s, diag, off)
+    gram = maps.transpose(1, 2) @ maps
+    deg = maps.new_zeros(s.num_nodes, s.d, s.d).index_add_(0, s.row, gram)
+    if not normalised:
+        return _finish(s, deg, off)
+    eye = torch.eye(s.d, device=maps.device, dtype=maps.dtype)
+    inv_sqrt = sym_matrix_pow(deg + eye, -0.5)
+    diag = inv_sqrt @ deg @ inv_sqrt
+    off = inv_sqrt[s.row] @ off @ inv_sqrt[s.col]
+    return _finish(s, diag, off)
+
+
+class _SymMatrixPow(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a: Tensor, p: float) -> Tensor:
+        lam, u = torch.linalg.eigh(a)
+        lam = lam.clamp_min(torch.finfo(a.dtype).tiny)
+        ctx.save_for_backward(lam, u)
+        ctx.p = p
+        return u @ (lam[..., :, None]**p * u.transpose(-1, -2))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        lam, u = ctx.saved_tensors
+        p = ctx.p
+        g = u.transpose(-1, -2) @ (0.5 * (grad + grad.transpose(-1, -2))) @ u
+        f = lam**p
+        li, lj = lam[..., :, None], lam[..., None, :]
+        diff = li - lj
+        close = diff.abs() <= 1e-6 * torch.maximum(li.abs(), lj.abs()) \
+            .clamp_min(1.0)
+        # Divided differences of f(x) = x^p; f' where eigenvalues coincide.
+        mean = 0.5 * (li + lj)
+        safe = torch.where(close, torch.ones_like(diff), diff)
+        k = torch.where(close, p * mean**(p - 1),
+                        (f[..., :, None] - f[..., None, :]) / safe)
+        return u @ (k * g) @ u.transpose(-1, -2), None
+
+
+def sym_matrix_pow(a: Tensor, p: float) -> Tensor:
+    r""":math:`A^p` of a batch of symmetric positive-definite matrices,
+    by eigendecomposition. The backward pass uses the Daleckii-Krein
+    divided differences of :math:`x^p`, with :math:`f'` where eigenvalues
+    coincide, so repeated eigenvalues (e.g. :math:`\tilde D = I`) give
+    finite gradients without the random jitter of the reference code."""
+    return _SymMatrixPow.apply(a, p)
+
+
+# ----------------------------------------------------------------------------
+# Map parameterisations
+# ----------------------------------------------------------------------------
+
+def orthogonal_maps(params: Tensor, d: int,
+                    method: str = 'householder') -> Tensor:
+    r"""Orthogonal :math:`d \times d` matrices from :math:`d(d-1)/2`
+    parameters each.
+
+    - ``householder``: the product of :math:`d` Householder reflections
+      whose vectors have the parameters below a unit diagonal
+      (:func:`torch.linalg.householder_product`, :math:`\tau_i =
+      2 / \lVert v_i \rVert^2`);
+    - ``cayley``: :math:`(I - A/2)^{-1}(I + A/2)`, :math:`A` skew-symmetric;
+    - ``matrix_exp``: :math:`\exp(A)`, :math:`A` skew-symmetric.
+
+    Args:
+        params (Tensor): :obj:`[E, d(d-1)/2]`.
+    """
+    n = d * (d - 1) // 2
+    if d < 2:
+        raise ValueError(f"orthogonal maps need stalk dimension d >= 2, "
+                         f"got {d}")
+    if params.dim() != 2 or params.size(1) != n:
+        raise ValueError(f"orthogonal maps with d = {d} need parameters of "
+                         f"shape [E, {n}], got {tuple(params.shape)}")
+    rows, cols = torch.tril_indices(d, d, -1, device=params.device)
+    low = params.new_zeros(params.size(0), d, d)
+    low[:, rows, cols] = params
+    eye = torch.eye(d, device=params.device, dtype=params.dtype)
+    if method == 'householder':
+        v = low + eye
+        tau = 2.0 / (v**2).sum(1)
+        return torch.linalg.householder_product(v, tau).contiguous()
+    skew = low - low.transpose(1, 2)
+    if method == 'cayley':
+        return torch.linalg.solve(eye - 0.5 * skew,
+                                  eye + 0.5 * skew).contiguous()
+    if method == 'matrix_exp':
+        return torch.linalg.matrix_exp(skew)
+    raise ValueError(f"Unknown orthogonal map '{method}'. Valid: "
+                     f"householder, cayley, matrix_exp")
+
+
+def fixed_stalks(structure_row: Tensor, structure_col: Tensor,
+                 add_lp: bool, add_hp: bool, like: Tensor) -> Tensor:
+    r"""The fixed extra stalk dimensions' maps, :obj:`[E, lp + hp]`:
+    :math:`+1/+1` (an ordinary Laplacian, low-pass) and :math:`+1/-1`
+    (a signless Laplacian, high-pass; :math:`+1` at the smaller node id)."""
+    cols = []
+    if add_lp:
+        cols.append(torch.ones_like(structure_row, dtype=like.dtype))
+    if add_hp:
+        cols.append(torch.where(structure_row < structure_col, 1.0, -1.0)
+                    .to(like.dtype))
+    if not cols:
+        return like.new_zeros(structure_row.numel(), 0)
+    return torch.stack(cols, dim=1)
+
+
+# ----------------------------------------------------------------------------
+# Learners
+# ----------------------------------------------------------------------------
+
+_ACTS = {'tanh': torch.tanh, 'id': lambda t: t, 'elu': F.elu}
+
+
+class SheafLearner(Module):
+    r"""Local concatenation learner: one map per directed edge
+    :math:`(v, u)`,
+
+    .. math::
+        \mathcal{F}_{v \trianglelefteq e} = \sigma\big(V [\,\mathrm{vec}
+        X_v \,\Vert\, \mathrm{vec} X_u\,]\big),
+
+    computed as :math:`\sigma(V_1 \mathrm{vec} X_v + V_2 \mathrm{vec}
+    X_u)` with per-node products gathered per edge (no
+    :math:`E \times 2\hat d f` tensor). With ``variant=True`` (the lighter
+    learner) the :math:`\hat d` stalk rows of :math:`X_v` are summed first,
+    so :math:`V` has width :math:`2f`.
+
+    Args:
+        stalk_dim (int): :math:`\hat d`, rows of each node's block.
+        channels (int): :math:`f`.
+        out_channels (int): parameters per map.
+        act (str): ``tanh``, ``id`` or ``elu``.
+        variant (bool): the lighter learner.
+    """
+    decay_group = 'sheaf'
+
+    def __init__(self, stalk_dim: int, channels: int, out_channels: int,
+                 act: str = 'tanh', variant: bool = False) -> None:
+        super().__init__()
+        if act not in _ACTS:
+            raise ValueError(f"Unknown sheaf activation '{act}'. Valid: "
+                             f"{', '.join(_ACTS)}")
+        self.variant, self.act = variant, act
+        width = channels if variant else stalk_dim * channels
+        self.lin = Linear(2 * width, out_channels, bias=False)
+
+    def reset_parameters(self) -> None:
+        self.lin.reset_parameters()
+
+    def forward(self, x: Tensor, row: Tensor, col: Tensor) -> Tensor:
+        r"""``x``: :obj:`[N, d̂, f]`. Returns :obj:`[E, out_channels]`."""
+        h = x.sum(1) if self.variant else x.reshape(x.size(0), -1)
+        width = h.size(1)
+        left = h @ self.lin.weight[:, :width].t()
+        right = h @ self.lin.weight[:, width:].t()
+        return _ACTS[self.act](left[row] + right[col])
+
+
+class EdgeWeightLearner(SheafLearner):
+    r"""Learned symmetric edge weights of the bundle sheaf:
+    :math:`w_{vu} = \mathrm{sigmoid}(a [\mathrm{vec} X_v \Vert \mathrm{vec}
+    X_u])` and :math:`s_e = w_{vu} w_{uv}`."""
+    def __init__(self, stalk_dim: int, channels: int) -> None:
+        super().__init__(stalk_dim, channels, 1, act='id')
+
+    def forward(self, x: Tensor, row: Tensor, col: Tensor,
+                rev: Tensor | None = None) -> Tensor:
+        w = torch.sigmoid(super().forward(x, row, col)).view(-1)
+        return w * w[rev]
+
+
+# ----------------------------------------------------------------------------
+# Sheaf diffusion layers
+# ----------------------------------------------------------------------------
+
+class SheafConv(Module, metaclass=ABCMeta):
+    r"""One discrete Neural Sheaf Diffusion step on :math:`\hat d`-dim
+    stalks with :math:`f` channels,
+
+    .. math::
+        X \leftarrow (1 + \tanh\varepsilon) \odot X - \sigma\big(
+        \Delta_{\mathcal{F}(X)}\,(I_N \otimes W_1)\,\mathrm{drop}(X)\,W_2
+        \big),
+
+    with :math:`W_1 \in \mathbb{R}^{\hat d \times \hat d}` (identity init),
+    :math:`W_2 \in \mathbb{R}^{f \times f}` (orthogonal init), a residual
+    scale :math:`\varepsilon \in \mathbb{R}^{\hat d}` (zero init), and
+    :math:`\sigma` = ELU. The restriction maps are predicted from the
+    current :math:`X` by a :class:`SheafLearner` unless a Laplacian is
+    passed in (the model's ``linear`` mode learns one sheaf only). The graph
+    is an input, so one layer runs on any graph or mini-batch; the index
+    bookkeeping is cached per ``edge_index``.
+
+    Subclasses set the map family. Shapes: **input** :math:`(N, \hat d, f)`,
+    ``edge_index`` :math:`(2, E)` (both directions, no self-loops);
+    **output** :math:`(N, \hat d, f)`.
+
+    Args:
+        d (int): learned stalk dimension.
+        channels (int): :math:`f`.
+        add_lp (bool), add_hp (bool): fixed low- / high-pass stalks.
+        dropout (float): dropout before the weights (and on the learner's
+            input when ``learner_dropout``).
+        left_weights (bool), right_weights (bool): use :math:`W_1`,
+            :math:`W_2`.
+        use_act (bool): ELU on the diffusion term.
+        sheaf_act (str): learner activation.
+        variant (bool): the lighter learner.
+        normalised (bool): use :math:`\Delta` rather than :math:`L`.
+        learn_maps (bool): own a learner (else a Laplacian must be passed).
+    """
+    blocks = False
+
+    def __init__(self, d: int, channels: int, add_lp: bool = False,
+                 add_hp: bool = False, dropout: float = 0.0,
+                 left_weights: bool = True, right_weights: bool = True,
+                 use_act: bool = True, sheaf_act: str = 'tanh',
+                 variant: bool = False, normalised: bool = True,
+                 learn_maps: bool = True) -> None:
+        super().__init__()
+        if d < 1:
+            raise ValueError(f"stalk dimension d must be >= 1, got {d}")
+        self.d, self.channels = d, channels
+        self.add_lp, self.add_hp = add_lp, add_hp
+        self.stalk_dim = d + int(add_lp) + int(add_hp)
+        self.dropout, self.use_act = dropout, use_act
+        self.normalised = normalised
+        self.learner = (SheafLearner(self.stalk_dim, channels,
+                                     self.map_parameters(d), sheaf_act,
+                                     variant) if learn_maps else None)
+        self.left = (Linear(self.stalk_dim, self.stalk_dim, bias=False)
+                     if left_weights else None)
+        self.right = (Linear(channels, channels, bias=False)
+                      if right_weights else None)
+        self.epsilon = Parameter(torch.zeros(self.stalk_dim))
+        self._structure_cache = IdentityCache()
+        self.reset_parameters()
+
+    @staticmethod
+    @abstractmethod
+    def map_parameters(d: int) -> int:
+        r"""Learned parameters per map for stalk dimension ``d``."""
+
+    def reset_parameters(self) -> None:
+        if self.learner is not None:
+            self.learner.reset_parameters()
+        if self.left is not None:
+            with torch.no_grad():
+                self.left.weight.copy_(torch.eye(self.stalk_dim))
+        if self.right is not None:
+            torch.nn.init.orthogonal_(self.right.weight)
+        with torch.no_grad():
+            self.epsilon.zero_()
+
+    def structure(self, edge_index: Tensor, num_nodes: int) -> SheafStructure:
+        r"""The cached :class:`SheafStructure` of ``edge_index``."""
+        def make() -> SheafStructure:
+            return SheafStructure(edge_index, num_nodes, self.stalk_dim,
+                                  self.blocks)
+        s = self._structure_cache.get((edge_index, ), make)
+        if s.num_nodes != num_nodes:
+            self._structure_cache.clear()
+            s = self._structure_cache.get((edge_index, ), make)
+        return s
+
+    def laplacian(self, x: Tensor, edge_index: Tensor,
+                  learner_dropout: bool = False) -> SheafLaplacian:
+        r"""Learns the maps from ``x`` :obj:`[N, d̂, f]` and builds the
+        Laplacian."""
+        if self.learner is None:
+            raise ValueError(f"{type(self).__name__} was built with "
+                             f"learn_maps=False: pass a laplacian")
+        s = self.structure(edge_index, x.size(0))
+        if learner_dropout:
+            x = F.dropout(x, self.dropout, self.training)
+        params = self.learner(x, s.row, s.col)
+        return self.build(params, x, s)
+
+    @abstractmethod
+    def build(self, params: Tensor, x: Tensor,
+              s: SheafStructure) -> SheafLaplacian:
+        r"""The Laplacian from the learner's output ``params``."""
+
+    def forward(self, x: Tensor, edge_index: Tensor,
+                laplacian: SheafLaplacian | None = None,
+                learner_dropout: bool = False) -> tuple[Tensor,
+                                                        SheafLaplacian]:
+        if x.dim() != 3 or x.size(1) != self.stalk_dim or \
+                x.size(2) != self.channels:
+            raise ValueError(f"{type(self).__name__} expects features "
+                             f"[N, {self.stalk_dim}, {self.channels}], got "
+                             f"{tuple(x.shape)}")
+        if laplacian is None:
+            laplacian = self.laplacian(x, edge_index, learner_dropout)
+        n = x.size(0)
+        h = F.dropout(x, self.dropout, self.training)
+        if self.left is not None:
+            h = torch.einsum('ij,njf->nif', self.left.weight, h)
+        if self.right is not None:
+            h = h @ self.right.weight.t()
+        h = (laplacian @ h.reshape(n * self.stalk_dim, self.channels)) \
+            .view(n, self.stalk_dim, self.channels)
+        if self.use_act:
+            h = F.elu(h)
+        return (1 + torch.tanh(self.epsilon))[:, None] * x - h, laplacian
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(d={self.d}, '
+                f'channels={self.channels}, lp={self.add_lp}, '
+                f'hp={self.add_hp})')
+
+
+class DiagSheafConv(SheafConv):
+    r""":class:`SheafConv` with diagonal maps
+    :math:`\mathrm{diag}(f_{v,e})`, :math:`f \in (-1, 1)^d`
+    (:func:`diag_sheaf_laplacian`)."""
+    blocks = False
+
+    @staticmethod
+    def map_parameters(d: int) -> int:
+        return d
+
+    def build(self, params: Tensor, x: Tensor,
+              s: SheafStructure) -> SheafLaplacian:
+        extra = fixed_stalks(s.row, s.col, self.add_lp, self.add_hp, params)
+        maps = torch.cat([params, extra], dim=1)
+        return diag_sheaf_laplacian(maps, s, normalised=self.normalised)
+
+
+def _extend_blocks(maps: Tensor, extra: Tensor) -> Tensor:
+    if extra.size(1) == 0:
+        return maps
+    e, d = maps.size(0), maps.size(1)
+    k = extra.size(1)
+    out = maps.new_zeros(e, d + k, d + k)
+    out[:, :d, :d] = maps
+    idx = torch.arange(d, d + k, device=maps.device)
+    out[:, idx, idx] = extra
+    return out
+
+
+class BundleSheafConv(SheafConv):
+    r""":class:`SheafConv` with orthogonal maps (an :math:`O(d)` bundle),
+    scaled by learned symmetric edge weights :math:`s_e` when
+    ``edge_weights``: :math:`L_{vu} = -s_e^2 Q_{v}^\top Q_{u}`,
+    :math:`L_{vv} = \sum_e s_e^2 I` (:func:`orthogonal_maps`,
+    :func:`block_sheaf_laplacian` with ``orthogonal=True``).
+
+    Args:
+        orth (str): ``householder``, ``cayley`` or ``matrix_exp``.
+        edge_weights (bool): learn :math:`s_e`.
+    """
+    blocks = True
+
+    def __init__(self, d: int, channels: int, orth: str = 'householder',
+                 edge_weights: bool = True, **kwargs) -> None:
+        if d < 2:
+            raise ValueError(f"BundleSheafConv needs d >= 2 (orthogonal "
+                             f"maps of dimension 1 are just ±1), got {d}")
+        super().__init__(d, channels, **kwargs)
+        orthogonal_maps(torch.zeros(1, self.map_parameters(d)), d, orth)
+        self.orth = orth
+        self.weight_learner = (EdgeWeightLearner(self.stalk_dim, channels)
+                               if edge_weights and self.learner is not None
+                               else None)
+        if self.weight_learner is not None:
+            self.weight_learner.reset_parameters()
+
+    @staticmethod
+    def map_parameters(d: int) -> int:
+        return d * (d - 1) // 2
+
+    def build(self, params: Tensor, x: Tensor,
+              s: SheafStructure) -> SheafLaplacian:
+        maps = orthogonal_maps(params, self.d, self.orth)
+        if self.weight_learner is not None:
+            w = self.weight_learner(x, s.row, s.col, s.rev)
+            maps = maps * w[:, None, None]
+        extra = fixed_stalks(s.row, s.col, self.add_lp, self.add_hp, params)
+        return block_sheaf_laplacian(_extend_blocks(maps, extra), s,
+                                     normalised=self.normalised,
+                                     orthogonal=True)
+
+
+class GeneralSheafConv(SheafConv):
+    r""":class:`SheafConv` with unconstrained maps
+    :math:`\tanh(V[\cdot]) \in (-1, 1)^{d \times d}`, normalised by the
+    matrix inverse square root of :math:`L_{vv} + I`."""
+    blocks = True
+
+    @staticmethod
+    def map_parameters(d: int) -> int:
+        return d * d
+
+    def build(self, params: Tensor, x: Tensor,
+              s: SheafStructure) -> SheafLaplacian:
+        maps = params.view(-1, self.d, self.d)
+        extra = fixed_stalks(s.row, s.col, self.add_lp, self.add_hp, params)
+        return block_sheaf_laplacian(_extend_blocks(maps, extra), s,
+                                     normalised=self.normalised)
+

@@ -1,0 +1,165 @@
+r"""Neural Sheaf Diffusion (`Bodnar et al., NeurIPS 2022
+<https://arxiv.org/abs/2202.04579>`_): diagonal, bundle (orthogonal) and
+general sheaves."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn import Linear, Module, ModuleList
+from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
+
+from graphkit.layers.sheaf import (BundleSheafConv, DiagSheafConv,
+                                   GeneralSheafConv, SheafConv)
+from graphkit.layers.sparse_input import IdentityCache
+from graphkit.models.registry import register
+
+__all__ = ['NSD', 'sheaf_graph']
+
+FAMILIES: dict[str, type[SheafConv]] = {
+    'diag': DiagSheafConv, 'bundle': BundleSheafConv,
+    'general': GeneralSheafConv}
+
+
+def sheaf_graph(edge_index: Tensor, num_nodes: int) -> Tensor:
+    r"""``edge_index`` made symmetric, without self-loops or duplicates, as
+    sheaf Laplacians need (one restriction map per directed edge)."""
+    ei, _ = remove_self_loops(edge_index)
+    return coalesce(to_undirected(ei, num_nodes=num_nodes),
+                    num_nodes=num_nodes)
+
+
+class NSD(Module):
+    r"""The discrete Neural Sheaf Diffusion network:
+
+    .. math::
+        X^{(0)} = \mathrm{drop}(\mathrm{ELU}(\mathbf{X}_{in} W_{in}))
+        \in \mathbb{R}^{N \times \hat d f}, \qquad
+        X^{(t+1)} = (1 + \tanh\varepsilon_t) \odot X^{(t)} -
+        \mathrm{ELU}\big(\Delta_{\mathcal{F}_t}(I_N \otimes W_1^t)
+        \mathrm{drop}(X^{(t)}) W_2^t\big),
+
+    then :math:`Y = X^{(L)} W_{out}` on the flattened stalks. A new sheaf
+    :math:`\mathcal{F}_t` is learned from :math:`X^{(t)}` at every layer,
+    or once at layer 0 with ``linear_sheaf``. Input dropout is applied by
+    the node wrapper (``input_dropout``).
+
+    Args:
+        in_channels (int), out_channels (int): features in and out.
+        family (str): ``diag``, ``bundle`` or ``general``.
+        hidden_channels (int): :math:`f`, channels per stalk dimension.
+        num_layers (int): diffusion steps :math:`L`.
+        stalk_dim (int): learned stalk dimension :math:`d`; the total
+            :math:`\hat d = d + \mathrm{lp} + \mathrm{hp}`.
+        dropout (float): dropout after the input map and in every layer.
+        add_lp (bool), add_hp (bool): fixed low- / high-pass stalks.
+        second_linear (bool): a second input map.
+        sparse_learner (bool): the lighter sheaf learner.
+        linear_sheaf (bool): learn one sheaf (layer 0) for all layers.
+        orth (str): bundle parameterisation, ``householder``, ``cayley`` or
+            ``matrix_exp``.
+        edge_weights (bool): bundle edge weights.
+        use_act (bool): ELU in the input map and the layers.
+        sheaf_act (str): learner activation (``tanh``, ``id``, ``elu``).
+        normalised (bool): normalised Laplacian.
+    """
+    def __init__(self, in_channels: int, out_channels: int,
+                 family: str = 'diag', hidden_channels: int = 20,
+                 num_layers: int = 2, stalk_dim: int = 2,
+                 dropout: float = 0.0, add_lp: bool = False,
+                 add_hp: bool = False, second_linear: bool = False,
+                 sparse_learner: bool = False, linear_sheaf: bool = False,
+                 orth: str = 'householder', edge_weights: bool = True,
+                 use_act: bool = True, sheaf_act: str = 'tanh',
+                 normalised: bool = True) -> None:
+        super().__init__()
+        if family not in FAMILIES:
+            raise ValueError(f"Unknown sheaf family '{family}'. Valid: "
+                             f"{', '.join(FAMILIES)}")
+        if num_layers < 1:
+            raise ValueError(f"NSD needs num_layers >= 1, got {num_layers}")
+        if in_channels < 1:
+            raise ValueError("NSD needs node features (in_channels >= 1); "
+                             "featureless graphs get learned embeddings "
+                             "from the link-prediction wrapper")
+        self.family, self.linear_sheaf = family, linear_sheaf
+        self.dropout, self.use_act = dropout, use_act
+        self.stalk_dim = stalk_dim + int(add_lp) + int(add_hp)
+        self.channels = hidden_channels
+        width = self.stalk_dim * hidden_channels
+        self.lin1 = Linear(in_channels, width)
+        self.lin12 = Linear(width, width) if second_linear else None
+        kwargs: dict[str, Any] = dict(
+            add_lp=add_lp, add_hp=add_hp, dropout=dropout, use_act=use_act,
+            sheaf_act=sheaf_act, variant=sparse_learner,
+            normalised=normalised)
+        if family == 'bundle':
+            kwargs.update(orth=orth, edge_weights=edge_weights)
+        conv = FAMILIES[family]
+        self.convs = ModuleList(
+            conv(stalk_dim, hidden_channels,
+                 learn_maps=(t == 0 or not linear_sheaf), **kwargs)
+            for t in range(num_layers))
+        self.lin2 = Linear(width, out_channels)
+        self._graph_cache = IdentityCache()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.lin1.reset_parameters()
+        if self.lin12 is not None:
+            self.lin12.reset_parameters()
+        for conv in self.convs:
+            conv.reset_parameters()
+        self.lin2.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Tensor,
+                **_: Any) -> Tensor:
+        n = x.size(0)
+        ei = self._graph_cache.get((edge_index, ),
+                                   lambda: sheaf_graph(edge_index, n))
+        if ei.numel() and int(ei.max()) >= n:
+            raise ValueError(f"edge_index refers to node {int(ei.max())} "
+                             f"but x has {n} rows")
+        h = self.lin1(x)
+        if self.use_act:
+            h = F.elu(h)
+        h = F.dropout(h, self.dropout, self.training)
+        if self.lin12 is not None:
+            h = self.lin12(h)
+        h = h.view(n, self.stalk_dim, self.channels)
+        laplacian = None
+        for t, conv in enumerate(self.convs):
+            h, lap = conv(h, ei, laplacian=laplacian,
+                          learner_dropout=t > 0)
+            if self.linear_sheaf:
+                laplacian = lap
+        return self.lin2(h.reshape(n, -1))
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}({self.lin1.in_features}, '
+                f'{self.lin2.out_features}, family={self.family}, '
+                f'stalk_dim={self.stalk_dim}, layers={len(self.convs)})')
+
+
+def _builder(family: str):
+    def make(in_channels: int, out_channels: int, hidden_channels: int = 20,
+             num_layers: int = 2, stalk_dim: int = 2, dropout: float = 0.0,
+             add_lp: bool = False, add_hp: bool = False,
+             second_linear: bool = False, sparse_learner: bool = False,
+             linear_sheaf: bool = False, orth: str = 'householder',
+             edge_weights: bool = True, sheaf_act: str = 'tanh') -> NSD:
+        return NSD(in_channels, out_channels, family, hidden_channels,
+                   num_layers, stalk_dim, dropout, add_lp, add_hp,
+                   second_linear, sparse_learner, linear_sheaf, orth,
+                   edge_weights, sheaf_act=sheaf_act)
+    make.__name__ = f'nsd_{family}'
+    return make
+
+
+for _family, _what in (('diag', 'diagonal maps'),
+                       ('bundle', 'orthogonal maps, O(d) bundle'),
+                       ('general', 'general maps')):
+    register(f'nsd-{_family}', tasks=('node', 'link'),
+             description=f'Neural Sheaf Diffusion, {_what} '
+                         f'(Bodnar et al., 2022)')(_builder(_family))

@@ -1,0 +1,134 @@
+import networkx as nx
+import pytest
+import torch
+from torch_geometric.utils import from_networkx, to_dense_adj
+
+from graphkit.layers.sheaf import (SheafStructure, block_sheaf_laplacian,
+                                   diag_sheaf_laplacian, orthogonal_maps,
+                                   sym_matrix_pow)
+from graphkit.testing import dense_sheaf_laplacian
+
+
+def _graph(seed=1, n=7, p=0.5, isolated=True):
+    g = nx.gnp_random_graph(n, p, seed=seed)
+    if isolated:
+        g.add_node(n)
+    return from_networkx(g).edge_index, g.number_of_nodes()
+
+
+def _check_spectrum(lap, normalised=True):
+    assert torch.allclose(lap, lap.t(), atol=1e-10)
+    eig = torch.linalg.eigvalsh(lap)
+    assert float(eig.min()) > -1e-9
+    if normalised:
+        assert float(eig.max()) < 2.0 + 1e-9
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+@pytest.mark.parametrize('d', [1, 3])
+def test_diag_laplacian_matches_kronecker_reference(seed, d):
+    ei, n = _graph(seed)
+    g = torch.Generator().manual_seed(seed)
+    maps = torch.rand(ei.size(1), d, generator=g, dtype=torch.double) * 2 - 1
+    s = SheafStructure(ei, n, d, blocks=False)
+    for normalised in (False, True):
+        lap = diag_sheaf_laplacian(maps, s, normalised=normalised).to_dense()
+        ref = dense_sheaf_laplacian(ei, maps, n, normalised=normalised)
+        assert torch.allclose(lap, ref, atol=1e-10)
+        _check_spectrum(lap, normalised)
+
+
+@pytest.mark.parametrize('seed', [0, 3])
+def test_general_laplacian_matches_kronecker_reference(seed):
+    ei, n = _graph(seed)
+    g = torch.Generator().manual_seed(seed)
+    maps = torch.rand(ei.size(1), 3, 3, generator=g,
+                      dtype=torch.double) * 2 - 1
+    s = SheafStructure(ei, n, 3, blocks=True)
+    for normalised in (False, True):
+        lap = block_sheaf_laplacian(maps, s, normalised=normalised).to_dense()
+        ref = dense_sheaf_laplacian(ei, maps, n, normalised=normalised)
+        assert torch.allclose(lap, ref, atol=1e-10)
+        _check_spectrum(lap, normalised)
+
+
+@pytest.mark.parametrize('method', ['householder', 'cayley', 'matrix_exp'])
+def test_orthogonal_maps_and_bundle_laplacian(method):
+    ei, n = _graph(4)
+    g = torch.Generator().manual_seed(0)
+    params = torch.randn(ei.size(1), 6, generator=g,
+                         dtype=torch.double)  # d = 4
+    q = orthogonal_maps(params, 4, method)
+    eye = torch.eye(4, dtype=torch.double).expand_as(q)
+    assert torch.allclose(q.transpose(1, 2) @ q, eye, atol=1e-5)
+    assert torch.allclose(q @ q.transpose(1, 2), eye, atol=1e-5)
+    s = SheafStructure(ei, n, 4, blocks=True)
+    w = torch.rand(ei.size(1), generator=g, dtype=torch.double)
+    maps = q * (w * w[s.rev])[:, None, None]
+    lap = block_sheaf_laplacian(maps, s, orthogonal=True).to_dense()
+    ref = dense_sheaf_laplacian(ei, maps, n)
+    assert torch.allclose(lap, ref, atol=1e-8)
+    _check_spectrum(lap)
+
+
+def test_constant_scalar_sheaf_is_the_graph_laplacian():
+    ei, n = _graph(5)
+    s = SheafStructure(ei, n, 1, blocks=False)
+    lap = diag_sheaf_laplacian(torch.ones(ei.size(1), 1, dtype=torch.double),
+                               s).to_dense()
+    a = to_dense_adj(ei, max_num_nodes=n)[0].double()
+    deg = a.sum(1)
+    norm = torch.diag((deg + 1).rsqrt())
+    ref = norm @ (torch.diag(deg) - a) @ norm
+    assert torch.allclose(lap, ref, atol=1e-12)
+    # Constant sections lie in the kernel of the unnormalised Laplacian.
+    lap_u = diag_sheaf_laplacian(torch.ones(ei.size(1), 1), s,
+                                 normalised=False).to_dense()
+    assert torch.allclose(lap_u @ torch.ones(n), torch.zeros(n), atol=1e-6)
+
+
+def test_laplacian_product_gradients():
+    ei, n = _graph(6, n=4, p=0.7)
+    s = SheafStructure(ei, n, 2, blocks=True)
+    maps = torch.rand(ei.size(1), 2, 2, dtype=torch.double,
+                      requires_grad=True)
+    x = torch.randn(2 * n, 2, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda m, v: block_sheaf_laplacian(m, s) @ v, (maps, x))
+    sd = SheafStructure(ei, n, 2, blocks=False)
+    dmaps = torch.rand(ei.size(1), 2, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda m, v: diag_sheaf_laplacian(m, sd) @ v, (dmaps, x))
+
+
+def test_matrix_power_gradient_finite_at_repeated_eigenvalues():
+    a = torch.eye(3, dtype=torch.double).repeat(5, 1, 1)
+    a[1] = torch.diag(torch.tensor([2.0, 2.0, 5.0], dtype=torch.double))
+    a.requires_grad_()
+    out = sym_matrix_pow(a, -0.5)
+    assert torch.allclose(out[1], torch.diag(torch.tensor(
+        [2.0, 2.0, 5.0], dtype=torch.double).rsqrt()))
+    (out * torch.randn_like(out)).sum().backward()
+    assert bool(torch.isfinite(a.grad).all())
+    b = torch.randn(4, 3, 3, dtype=torch.double)
+    b = (b @ b.transpose(1, 2) + torch.eye(3)).requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda m: sym_matrix_pow(0.5 * (m + m.transpose(1, 2)), -0.5), (b, ))
+
+
+def test_structure_rejects_bad_graphs():
+    ei, n = _graph(1)
+    with pytest.raises(ValueError, match='self-loops'):
+        SheafStructure(torch.cat([ei, torch.tensor([[0], [0]])], 1), n, 2,
+                       False)
+    with pytest.raises(ValueError, match='duplicate'):
+        SheafStructure(torch.cat([ei, ei[:, :1]], 1), n, 2, False)
+    with pytest.raises(ValueError, match='both directions'):
+        SheafStructure(torch.tensor([[0, 1], [1, 2]]), 3, 2, False)
+    s = SheafStructure(ei, n, 2, blocks=False)
+    with pytest.raises(ValueError, match=r'\[E, d\]'):
+        diag_sheaf_laplacian(torch.ones(ei.size(1), 3), s)
+    with pytest.raises(ValueError, match='d >= 2'):
+        orthogonal_maps(torch.ones(3, 0), 1)
+    with pytest.raises(ValueError, match='Unknown orthogonal'):
+        orthogonal_maps(torch.ones(3, 1), 2, 'euler')

@@ -1,0 +1,87 @@
+import pytest
+import torch
+from torch_geometric.utils import erdos_renyi_graph
+
+from graphkit.models import NSD, build
+from graphkit.testing import permute_graph, tiny_graph
+
+
+def _data():
+    data = tiny_graph()
+    # an isolated node and a self-loop: the model must cope with both
+    data.x = torch.cat([data.x, torch.randn(1, data.x.size(1))])
+    data.y = torch.cat([data.y, data.y[:1]])
+    data.num_nodes = data.x.size(0)
+    data.edge_index = torch.cat([data.edge_index,
+                                 torch.tensor([[0], [0]])], dim=1)
+    return data
+
+
+@pytest.mark.parametrize('family', ['diag', 'bundle', 'general'])
+@pytest.mark.parametrize('linear', [False, True])
+def test_nsd_equivariant_gradients_and_finite(family, linear):
+    torch.manual_seed(0)
+    data = _data()
+    model = build(f'nsd-{family}', 'node', in_channels=data.x.size(1),
+                  out_channels=3, hidden_channels=6, num_layers=2,
+                  stalk_dim=2, add_lp=True, add_hp=True,
+                  linear_sheaf=linear, dropout=0.0)
+    model.eval()
+    out = model(data.x, data.edge_index)
+    assert out.shape == (data.num_nodes, 3)
+    assert bool(torch.isfinite(out).all())
+    perm = torch.randperm(data.num_nodes,
+                          generator=torch.Generator().manual_seed(3))
+    pdata = permute_graph(data, perm)
+    assert torch.allclose(model(pdata.x, pdata.edge_index), out[perm],
+                          atol=1e-5)
+    model.train()
+    model(data.x, data.edge_index).pow(2).sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert bool(torch.isfinite(p.grad).all()), name
+        assert bool(p.grad.abs().sum() > 0), name
+
+
+def test_general_nsd_finite_with_zero_maps():
+    # All maps zero: every D_v + I = I (a repeated eigenvalue).
+    torch.manual_seed(0)
+    data = _data()
+    model = NSD(data.x.size(1), 3, family='general', hidden_channels=4,
+                stalk_dim=3)
+    for conv in model.convs:
+        torch.nn.init.zeros_(conv.learner.lin.weight)
+    model(data.x, data.edge_index).sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is None or bool(torch.isfinite(p.grad).all()), name
+
+
+def test_nsd_runs_on_another_graph():
+    torch.manual_seed(0)
+    model = NSD(5, 2, family='diag', hidden_channels=4).eval()
+    a = tiny_graph(num_features=5)
+    b = erdos_renyi_graph(13, 0.3)
+    assert model(a.x, a.edge_index).shape == (a.num_nodes, 2)
+    assert model(torch.randn(13, 5), b).shape == (13, 2)
+
+
+def test_nsd_bad_input():
+    with pytest.raises(ValueError, match='Unknown sheaf family'):
+        NSD(5, 2, family='cubic')
+    with pytest.raises(ValueError, match='d >= 2'):
+        NSD(5, 2, family='bundle', stalk_dim=1)
+    model = NSD(5, 2)
+    with pytest.raises(ValueError, match='refers to node'):
+        model(torch.randn(3, 5), torch.tensor([[0, 5], [5, 0]]))
+
+
+def test_sheaf_decay_parameter_group():
+    from graphkit.pipelines.strategies.base import Strategy
+    model = NSD(5, 2, family='bundle', num_layers=2)
+    groups = Strategy.param_groups(model, 0.01, None, sheaf_decay=0.5)
+    assert len(groups) == 2
+    sheaf = {id(p) for conv in model.convs
+             for m in (conv.learner, conv.weight_learner)
+             for p in m.parameters()}
+    assert {id(p) for p in groups[1]['params']} == sheaf
+    assert groups[1]['weight_decay'] == 0.5
