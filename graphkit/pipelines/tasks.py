@@ -568,15 +568,15 @@ class RecommendationTask(Task):
         self.edge_index = torch.stack([torch.cat([rows, i + U]),
                                        torch.cat([i + U, rows])])
         # Ground truth and the items removed from each ranking.
-        seen_valid = torch.cat([train, valid], dim=1)
+        sv_ptr, sv_col, sv_keys = _csr(torch.cat([train, valid], dim=1), U,
+                                       I)
         self._eval = {
             'valid': (_csr(valid, U, I), (self.train_ptr, self.train_col)),
-            'test': (_csr(test, U, I), _csr(seen_valid, U, I)[:2]),
+            'test': (_csr(test, U, I), (sv_ptr, sv_col)),
         }
         # Fixed validation negatives for ``valid_loss``: not a training or
         # validation item of the user (users with no such item are left
         # out of the loss).
-        sv_ptr, _, sv_keys = _csr(seen_valid, U, I)
         left = self.candidates.numel() - (sv_ptr[1:] - sv_ptr[:-1])
         self.valid_pairs = valid[:, left[valid[0]] > 0]
         gen = torch.Generator()
