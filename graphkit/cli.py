@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--deterministic', action='store_true')
     run.add_argument('--plot', action='store_true',
                      help='save training curves to <out>/curves.png')
+    run.add_argument('--baseline', action='append', default=[],
+                     metavar='MODEL',
+                     help='also train MODEL (its own preset for the dataset '
+                     'if any) on the same data, splits, seeds and runs, and '
+                     'print both (repeatable)')
     prog = run.add_mutually_exclusive_group()
     prog.add_argument('--progress', dest='progress', action='store_true',
                       default=None)
@@ -104,13 +109,41 @@ def config_from_args(args: argparse.Namespace):
     return cfg
 
 
+def baseline_config(cfg, model: str):
+    r"""The config of a baseline ``model`` run beside ``cfg``: the
+    baseline's own preset for the dataset (or the defaults), with ``cfg``'s
+    data section, runs, seed and device, so both see the same splits and
+    seeds; its outputs go to ``<out>/baseline-<model>``."""
+    import copy
+    from pathlib import Path
+
+    from graphkit.models import resolve
+    from graphkit.pipelines import default_config
+    from graphkit.pipelines.loop import _default_out
+    resolve(model)  # a clear error for an unknown name, before training
+    base = default_config(model, cfg.data.name)
+    base.data = copy.deepcopy(cfg.data)
+    base.train.runs, base.train.seed = cfg.train.runs, cfg.train.seed
+    base.train.progress = cfg.train.progress
+    base.device, base.deterministic = cfg.device, cfg.deterministic
+    out = Path(cfg.out) if cfg.out else _default_out(cfg)
+    base.out = str(out / f'baseline-{model}')
+    return base
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from graphkit.pipelines import fit
     from graphkit.pipelines import results as R
     cfg = config_from_args(args)
+    baselines = [baseline_config(cfg, name) for name in args.baseline]
     summary = fit(cfg, resume=args.resume)
-    print(R.markdown_table([summary]))
-    print(summary.line())
+    summaries = [summary] + [fit(b, resume=args.resume) for b in baselines]
+    print(R.markdown_table(summaries))
+    extra = R.extra_table(summaries)
+    if extra:
+        print(extra)
+    for s in summaries:
+        print(s.line())
     if args.plot:
         from pathlib import Path
         from graphkit.pipelines.loop import _default_out

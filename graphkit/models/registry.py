@@ -122,7 +122,7 @@ def build_encoder(name: str, in_channels: int, out_channels: int,
     return model
 
 
-def build(name: str, task: str, in_channels: int, out_channels: int,
+def build(name: str, task: str, in_channels: int = 0, out_channels: int = 1,
           **hparams: Any) -> Module:
     r"""Builds a whole model for ``task`` from the registry.
 

@@ -55,13 +55,14 @@ class ModelConfig:
     dprate: float = 0.5
     # Sheaf diffusion (NSD): stalk dimension, fixed low/high-pass stalks,
     # lighter learner, one sheaf for all layers, bundle parameterisation.
-    stalk_dim: int = 2
+    stalk_dim: int | None = None
     add_lp: bool = False
     add_hp: bool = False
     second_linear: bool = False
     sparse_learner: bool = False
     linear_sheaf: bool = False
     orth: str = 'householder'
+    readout: str | None = None
     edge_weights: bool = True
     sheaf_act: str = 'tanh'
 

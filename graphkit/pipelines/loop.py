@@ -103,6 +103,11 @@ def _environment() -> dict[str, Any]:
             'torch_geometric': torch_geometric.__version__}
 
 
+# Scores every task reports; anything else a task's evaluate() returns (e.g.
+# test_ndcg@20) is kept per run as ``RunResult.extra``.
+_MAIN_SCORES = ('valid', 'test', 'train', 'valid_loss', 'epoch')
+
+
 class Trainer:
     r"""Trains one run; its :meth:`state_dict` resumes it exactly."""
 
@@ -236,7 +241,9 @@ class Trainer:
             epoch_time_s=self.train_time / max(self.epoch, 1),
             peak_memory_mb=_peak_memory_mb(next(self.model.parameters())
                                            .device),
-            stopped_early=self.stopped_early, history=self.history)
+            stopped_early=self.stopped_early, history=self.history,
+            extra={k: float(v) for k, v in best.items()
+                   if k not in _MAIN_SCORES and isinstance(v, (int, float))})
 
 
 def torch_geometric_seed(seed: int) -> None:
@@ -335,7 +342,9 @@ def fit(cfg: RunConfig, *, resume: bool = False,
     summary = R.summarize(done, cfg.model.name, bundle.name, task.metric)
     (out / 'summary.json').write_text(json.dumps(summary.to_dict(),
                                                  indent=2))
-    (out / 'summary.md').write_text(R.markdown_table([summary]) + '\n')
+    (out / 'summary.md').write_text(
+        R.markdown_table([summary]) + '\n' +
+        (R.extra_table([summary]) + '\n' if summary.extra else ''))
     return summary
 
 

@@ -214,3 +214,25 @@ def _nsd_preset(family: str, dataset: str) -> Callable[[], RunConfig]:
 for _name in _NSD:
     for _family in ('diag', 'bundle', 'general'):
         preset(f'nsd-{_family}-{_name}')(_nsd_preset(_family, _name))
+
+
+# Recommendation on MovieLens-100K (ratings >= 3, seeded 80/10/10 interaction
+# splits): Sheaf4Rec's reference settings (64-dim embeddings, 5 layers,
+# scalar stalks, Adam lr 1e-3, 1024 users per batch, concat readout) and
+# LightGCN with the same embedding size, optimiser and budget.
+def _rec_preset(model: str, layers: int, **extra) -> Callable[[], RunConfig]:
+    def make() -> RunConfig:
+        return RunConfig(
+            data=DataConfig(name='movielens-100k'),
+            model=ModelConfig(name=model, embedding_dim=64,
+                              num_layers=layers, **extra),
+            optim=OptimConfig(lr=1e-3),
+            train=TrainConfig(epochs=100, runs=1, batch_size=1024,
+                              checkpoint_every=10))
+    make.__doc__ = (f"{model} on MovieLens-100K: 64-dim embeddings, "
+                    f"{layers} layers, Adam lr 1e-3, batch 1024, 100 epochs")
+    return make
+
+
+preset('sheaf4rec-movielens-100k')(_rec_preset('sheaf4rec', 5, stalk_dim=1))
+preset('lightgcn-movielens-100k')(_rec_preset('lightgcn', 3))

@@ -28,6 +28,7 @@ class RunResult:
     peak_memory_mb: float | None = None
     stopped_early: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
+    extra: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -48,6 +49,7 @@ class Summary:
     epoch_time_s: float
     time_s: float
     records: list[RunResult] = field(default_factory=list, repr=False)
+    extra: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -100,11 +102,33 @@ def summarize(records: Iterable[RunResult], model: str, dataset: str,
     vm, vs = _mean_std([r.valid for r in records])
     em, _ = _mean_std([r.epoch_time_s for r in records])
     n = max(len(records), 1)
+    keys = sorted({k for r in records for k in r.extra})
+    extra = {k: _mean_std([r.extra.get(k) for r in records]) for k in keys}
     return Summary(model=model, dataset=dataset, metric=metric,
                    runs=len(records), test_mean=tm, test_std=ts,
                    valid_mean=vm, valid_std=vs,
                    test_ci95=1.96 * ts / math.sqrt(n), epoch_time_s=em,
-                   time_s=sum(r.time_s for r in records), records=records)
+                   time_s=sum(r.time_s for r in records), records=records,
+                   extra=extra)
+
+
+def extra_table(summaries: Sequence[Summary], prefix: str = 'test_') -> str:
+    r"""A markdown table of the extra test scores (e.g. Recall / F1 / NDCG
+    at K), one row per summary; empty when there are none."""
+    keys = sorted({k for s in summaries for k in s.extra
+                   if k.startswith(prefix)})
+    if not keys:
+        return ''
+    names = [k[len(prefix):] for k in keys]
+    rows = ['| model | ' + ' | '.join(names) + ' |',
+            '|---|' + '---|' * len(keys)]
+    for s in summaries:
+        cells = []
+        for k in keys:
+            mean, std = s.extra.get(k, (float('nan'), float('nan')))
+            cells.append(f'{mean:.4f} ± {std:.4f}')
+        rows.append(f'| {s.model} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(rows)
 
 
 def markdown_table(summaries: Sequence[Summary]) -> str:
