@@ -26,7 +26,10 @@ FAMILIES: dict[str, type[SheafConv]] = {
 
 def sheaf_graph(edge_index: Tensor, num_nodes: int) -> Tensor:
     r"""``edge_index`` made symmetric, without self-loops or duplicates, as
-    sheaf Laplacians need (one restriction map per directed edge)."""
+    sheaf Laplacians need (one restriction map per directed edge). A sparse
+    adjacency matrix is accepted too (its pattern is used)."""
+    if edge_index.layout != torch.strided:
+        edge_index = edge_index.to_sparse_coo().coalesce().indices()
     ei, _ = remove_self_loops(edge_index)
     return coalesce(to_undirected(ei, num_nodes=num_nodes),
                     num_nodes=num_nodes)
@@ -120,7 +123,8 @@ class NSD(Module):
         n = x.size(0)
         ei = self._graph_cache.get((edge_index, ),
                                    lambda: sheaf_graph(edge_index, n))
-        if ei.numel() and int(ei.max()) >= n:
+        if edge_index.layout == torch.strided and ei.numel() and \
+                int(ei.max()) >= n:
             raise ValueError(f"edge_index refers to node {int(ei.max())} "
                              f"but x has {n} rows")
         h = self.lin1(x)
