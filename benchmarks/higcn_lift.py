@@ -17,37 +17,11 @@ Then it prints the training epoch time of HiGCN (P = 2, K = 10, hidden 32)
 against a 2-layer GCN of the same width on the same graph, and their ratio.
 """
 import argparse
-import multiprocessing as mp
-import resource
 import time
 
 import torch
-
-
-def _reset_peak() -> float:
-    r"""Resets the peak resident size (Linux ``clear_refs``) and returns the
-    current resident size in MB."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-    except OSError:
-        pass
-    return _status_mb('VmRSS')
-
-
-def _status_mb(field: str) -> float:
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith(field + ':'):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _peak_mb() -> float:
-    return _status_mb('VmHWM')
+from common import measure as _measure, peak_mb as _peak_mb, \
+    reset_peak as _reset_peak
 
 
 def _edges(name):
@@ -100,21 +74,6 @@ def _networkx(name, order, queue):
         weights.append(hl.tocoo())
     elapsed = time.perf_counter() - t0
     queue.put((elapsed, _peak_mb() - before, weights))
-
-
-def _measure(target, args, timeout):
-    ctx = mp.get_context('spawn')
-    queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
-    proc.start()
-    try:
-        result = queue.get(timeout=timeout)
-    except Exception:  # timed out (or the child failed)
-        result = None
-    proc.join(5)
-    if proc.is_alive():
-        proc.kill()
-    return result
 
 
 def _same(ours, base, order, n):

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from graphkit.cli import main
+from graphkit.pipelines.results import read_records
 
 
 def test_run_small(tmp_path, capsys):
@@ -93,3 +94,18 @@ def test_killed_process_resumes_to_same_result(tmp_path):
         assert ra['history'] == rb['history']
         assert (ra['best_epoch'], ra['test']) == (rb['best_epoch'],
                                                   rb['test'])
+
+
+def test_baseline_runs_on_the_same_splits_and_seeds(tmp_path, capsys):
+    code = main(['run', '--model', 'sage', '--dataset', 'karate', '--epochs',
+                 '3', '--runs', '2', '--out', str(tmp_path / 'r'),
+                 '--baseline', 'mlp', '--no-progress'])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert '| sage | karate |' in out and '| mlp | karate |' in out
+    main_runs = read_records(tmp_path / 'r' / 'runs.jsonl')
+    base_runs = read_records(tmp_path / 'r' / 'baseline-mlp' / 'runs.jsonl')
+    assert [r.seed for r in main_runs] == [r.seed for r in base_runs]
+    assert [r.split for r in main_runs] == [r.split for r in base_runs]
+    assert main(['run', '--dataset', 'karate', '--baseline', 'nope']) == 2
+    assert 'nope' in capsys.readouterr().err

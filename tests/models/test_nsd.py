@@ -85,3 +85,37 @@ def test_sheaf_decay_parameter_group():
              for p in m.parameters()}
     assert {id(p) for p in groups[1]['params']} == sheaf
     assert groups[1]['weight_decay'] == 0.5
+
+
+@pytest.mark.parametrize('stalk_dim,readout', [(1, 'concat'), (2, 'mean')])
+def test_sheaf4rec_contract_equivariance_and_gradients(stalk_dim, readout):
+    from graphkit.models import build
+    torch.manual_seed(0)
+    users, items = 5, 7
+    pairs = torch.tensor([[0, 0, 1, 2, 3, 3, 4, 4], [0, 1, 2, 3, 4, 5, 6, 0]])
+    ei = torch.cat([torch.stack([pairs[0], pairs[1] + users]),
+                    torch.stack([pairs[1] + users, pairs[0]])], dim=1)
+    model = build('sheaf4rec', 'recommendation', num_users=users,
+                  num_items=items, embedding_dim=8, num_layers=2,
+                  stalk_dim=stalk_dim, readout=readout)
+    out = model(ei)
+    width = 8 * 3 if readout == 'concat' else 8
+    assert out.shape == (users + items, width)
+    assert model.embedding.weight.shape == (users + items, 8)
+    # Relabel users among users and items among items.
+    perm = torch.cat([torch.randperm(users), users + torch.randperm(items)])
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(perm.numel())
+    with torch.no_grad():
+        twin = build('sheaf4rec', 'recommendation', num_users=users,
+                     num_items=items, embedding_dim=8, num_layers=2,
+                     stalk_dim=stalk_dim, readout=readout)
+        twin.load_state_dict(model.state_dict())
+        twin.embedding.weight.copy_(model.embedding.weight[perm])
+    assert torch.allclose(twin(inv[ei]), out[perm], atol=1e-5)
+    out.pow(2).sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and bool(p.grad.abs().sum() > 0), name
+    with pytest.raises(ValueError, match='divide'):
+        build('sheaf4rec', 'recommendation', num_users=2, num_items=2,
+              embedding_dim=8, stalk_dim=3)

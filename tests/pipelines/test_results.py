@@ -25,3 +25,19 @@ def test_summary_and_round_trip(tmp_path):
     assert s.test_ci95 == pytest.approx(1.96 * 0.1 / math.sqrt(3))
     table = markdown_table([s])
     assert '| gcn | cora | accuracy | 3 | 90.00 ± 10.00 |' in table
+
+
+def test_extra_scores_are_summarised():
+    from graphkit.pipelines.results import RunResult, extra_table, summarize
+    recs = [RunResult(run=i, seed=i, split='s', best_epoch=1, valid=0.5,
+                      test=0.5, train=None, epochs=2, time_s=1.0,
+                      epoch_time_s=0.5,
+                      extra={'test_ndcg@10': 0.2 + 0.1 * i,
+                             'valid_ndcg@10': 0.1})
+            for i in range(2)]
+    s = summarize(recs, 'm', 'd', 'ndcg@10')
+    mean, std = s.extra['test_ndcg@10']
+    assert abs(mean - 0.25) < 1e-9 and abs(std - 0.0707107) < 1e-6
+    table = extra_table([s])
+    assert 'ndcg@10' in table and '0.2500' in table
+    assert 'valid_ndcg' not in table

@@ -1,0 +1,155 @@
+r"""Neural Sheaf Diffusion: training-step time and peak memory of the three
+map families against a GCN of the same width and depth, and the share of
+the step spent on the sheaf (learning the maps and building the Laplacian).
+
+    python benchmarks/sheaf.py [--datasets squirrel ogbl-ddi] [--steps 10]
+
+Each model runs in a fresh subprocess, so peak memories do not mix. For
+every sheaf model the step is timed twice: as trained (maps learned from the
+features at every layer) and with the Laplacians computed once and frozen;
+``sheaf share = 1 - frozen / trained`` is the part of the step that goes to
+the learners, the Laplacian assembly and their backward pass.
+
+* ``squirrel`` (node classification, geom-gcn split 0): the official
+  Squirrel script's shape, d = 3 plus a low-pass stalk, 5 layers, 32
+  channels (width 128); GCN: 5 layers of 128.
+* ``ogbl-ddi`` (link prediction encoder on learned 256-d embeddings, the
+  whole 2.1 M-edge training graph, forward and backward of the encoder):
+  d = 2 stalks of 128 channels (width 256), 2 layers; GCN: 2 layers of 256.
+"""
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from common import measure, peak_mb, reset_peak
+
+SETTINGS = {
+    'squirrel': dict(stalk_dim=3, num_layers=5, hidden_channels=32,
+                     add_lp=True),
+    'ogbl-ddi': dict(stalk_dim=2, num_layers=2, hidden_channels=128),
+}
+
+
+def _inputs(name):
+    from graphkit.data import load
+    if name == 'ogbl-ddi':
+        b = load(name)
+        ei = b.split_for_run(0, 0).edge_index  # training graph, both ways
+        n = b.data.num_nodes
+        x = torch.randn(n, 256)
+        target = None
+    else:
+        b = load(name, split='geom-gcn', normalize_features=True)
+        split = b.split_for_run(0, 0)
+        ei, x, n = b.data.edge_index, b.data.x, b.data.num_nodes
+        target = (b.data.y, split.train_mask, b.num_classes)
+    return x, ei, n, target
+
+
+def _run(name, model_name, steps, queue):
+    from graphkit.models import NSD, build
+    from graphkit.models.sheaf import sheaf_graph
+    torch.manual_seed(0)
+    x, ei, n, target = _inputs(name)
+    cfg = SETTINGS[name]
+    width = (cfg['stalk_dim'] + int(cfg.get('add_lp', False))) * \
+        cfg['hidden_channels']
+    out_dim = target[2] if target else width
+    if model_name == 'gcn':
+        model = build('gcn', 'node', in_channels=x.size(1),
+                      out_channels=out_dim, hidden_channels=width,
+                      num_layers=cfg['num_layers'], dropout=0.0,
+                      cached=True).encoder
+    else:
+        model = NSD(x.size(1), out_dim, family=model_name.split('-')[1],
+                    **cfg)
+    embedding = torch.nn.Parameter(x.clone()) if target is None else None
+    params = list(model.parameters()) + ([embedding] if embedding is not None
+                                         else [])
+    opt = torch.optim.Adam(params, lr=0.01)
+    graph = sheaf_graph(ei, n) if model_name != 'gcn' else ei
+
+    def loss_of(out):
+        if target is None:
+            return out.pow(2).mean()
+        y, mask, _ = target
+        return F.cross_entropy(out[mask], y[mask])
+
+    def step(forward):
+        opt.zero_grad()
+        loss = loss_of(forward(embedding if embedding is not None else x))
+        loss.backward()
+        opt.step()
+
+    def timed(forward):
+        for _ in range(2):
+            step(forward)
+        times = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            step(forward)
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    before = reset_peak()
+    trained = timed(lambda inp: model(inp, graph))
+    memory = peak_mb() - before
+    frozen = None
+    if model_name != 'gcn':
+        with torch.no_grad():
+            h = _stalks(model, x if embedding is None else embedding)
+            laps = []
+            for conv in model.convs:
+                h, lap = conv(h, graph)
+                laps.append(lap)
+
+        def fixed(inp):
+            h = _stalks(model, inp)
+            for conv, lap in zip(model.convs, laps):
+                h, _ = conv(h, graph, laplacian=lap)
+            return model.lin2(h.reshape(h.size(0), -1))
+        frozen = timed(fixed)
+    queue.put((trained, memory, frozen))
+
+
+def _stalks(model, x):
+    h = F.elu(model.lin1(x))
+    if model.lin12 is not None:
+        h = model.lin12(h)
+    return h.view(x.size(0), model.stalk_dim, model.channels)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--datasets', nargs='+',
+                        default=['squirrel', 'ogbl-ddi'])
+    parser.add_argument('--models', nargs='+',
+                        default=['gcn', 'nsd-diag', 'nsd-bundle',
+                                 'nsd-general'])
+    parser.add_argument('--steps', type=int, default=10)
+    parser.add_argument('--timeout', type=float, default=1800)
+    args = parser.parse_args()
+    print('| dataset | model | s/step | ratio to GCN | peak MB | '
+          'sheaf share |')
+    print('|---|---|---|---|---|---|')
+    for name in args.datasets:
+        base = None
+        for model_name in args.models:
+            res = measure(_run, (name, model_name, args.steps), args.timeout)
+            if res is None:
+                print(f'| {name} | {model_name} | failed or > '
+                      f'{args.timeout:.0f} s | - | - | - |', flush=True)
+                continue
+            t, mem, frozen = res
+            if model_name == 'gcn':
+                base = t
+            ratio = f'{t / base:.2f}' if base else '-'
+            share = f'{100 * (1 - frozen / t):.0f}%' if frozen else '-'
+            print(f'| {name} | {model_name} | {t:.3f} | {ratio} | '
+                  f'{mem:.0f} | {share} |', flush=True)
+
+
+if __name__ == '__main__':
+    main()
