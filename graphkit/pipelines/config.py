@@ -108,6 +108,9 @@ class TrainConfig:
     eval_batch_size: int = 65536
     num_neighbors: tuple[int, ...] = (10, 10)
     strategy: str = 'backprop'
+    # Recommendation: weight of the L2 penalty on the batch's layer-0
+    # embeddings (None: the task's default, 1e-4).
+    embedding_reg: float | None = None
     checkpoint_every: int = 10
     progress: bool | None = None
 

@@ -30,7 +30,7 @@ from graphkit import data as gdata
 from graphkit.data import loaders as gloaders
 from graphkit import models
 from graphkit.pipelines import results as R
-from graphkit.pipelines.config import RunConfig
+from graphkit.pipelines.config import ConfigError, RunConfig
 from graphkit.pipelines.strategies import NonFiniteLossError, resolve_strategy
 from graphkit.pipelines.tasks import Task, make_task
 
@@ -302,10 +302,17 @@ def fit(cfg: RunConfig, *, resume: bool = False,
                             normalize_features=dc.normalize_features,
                             pre_transform=models.pre_transform_for(
                                 cfg.model.name, **cfg.model.hparams()))
+    task_options = {}
+    if cfg.train.embedding_reg is not None:
+        if bundle.task != 'recommendation':
+            raise ConfigError(f"train.embedding_reg applies to "
+                              f"recommendation tasks only; '{bundle.name}' "
+                              f"is a {bundle.task} dataset")
+        task_options['reg'] = cfg.train.embedding_reg
     task = make_task(bundle, batch_size=cfg.train.batch_size,
                      eval_batch_size=cfg.train.eval_batch_size,
                      num_neighbors=cfg.train.num_neighbors,
-                     metric=dc.metric, device=device)
+                     metric=dc.metric, device=device, **task_options)
     runs = cfg.train.runs or max(bundle.num_splits or 1, 1)
     out = Path(cfg.out) if cfg.out else _default_out(cfg)
     out.mkdir(parents=True, exist_ok=True)
