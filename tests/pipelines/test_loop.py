@@ -148,3 +148,20 @@ def test_unknown_early_stop_rule(tmp_path):
     cfg = _cfg(tmp_path, runs=1, epochs=3, patience=2, early_stop='never')
     with pytest.raises(ValueError, match="early_stop rule 'never'"):
         fit(cfg)
+
+
+def test_embedding_reg_only_for_recommendation(tmp_path):
+    from graphkit.pipelines import ConfigError
+    cfg = _cfg(tmp_path)
+    cfg.train.embedding_reg = 1.0
+    with pytest.raises(ConfigError, match='recommendation'):
+        fit(cfg)
+
+
+def test_nsd_through_the_pipeline_with_sheaf_decay(tmp_path):
+    cfg = _cfg(tmp_path, runs=1, epochs=5)
+    cfg.model = ModelConfig(name='nsd-diag', hidden_channels=4, num_layers=2,
+                            stalk_dim=2, dropout=0.0)
+    cfg.optim.sheaf_decay = 1e-3
+    summary = fit(cfg)
+    assert summary.runs == 1 and 0.0 <= summary.test_mean <= 1.0
