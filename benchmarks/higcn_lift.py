@@ -151,7 +151,9 @@ def main() -> None:
             else:
                 base = _measure(_networkx, (name, order),
                                 args.baseline_timeout)
-            if base is None:
+            if args.skip_baseline:
+                bt = bm = speed = same = 'skipped'
+            elif base is None:
                 bt = f'> {args.baseline_timeout:.0f} s'
                 bm, speed, same = '-', f'> {args.baseline_timeout / t:.0f}x', '-'
             else:
