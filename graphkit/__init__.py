@@ -8,6 +8,8 @@ import warnings  # noqa: E402
 # sheaf Laplacians); PyTorch flags their API as beta on every construction.
 warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in '
                         'beta state', category=UserWarning)
+warnings.filterwarnings('ignore', message='Sparse invariant checks are '
+                        'implicitly disabled', category=UserWarning)
 
 from graphkit import data, models, pipelines  # noqa: E402
 
