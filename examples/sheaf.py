@@ -33,10 +33,11 @@ def node_classification(dataset: str, family: str, runs: int) -> None:
         h = torch.nn.functional.elu(nsd.lin1(data.x)).view(
             data.num_nodes, nsd.stalk_dim, nsd.channels)
         lap = nsd.convs[0].laplacian(h, graph)
-    s = lap.structure
-    print(f'layer-0 sheaf Laplacian: {s.size} x {s.size}, '
+    learned = getattr(lap, 'parts', [lap])[0]   # without fixed lp/hp stalks
+    s = learned.structure
+    print(f'layer-0 learned sheaf Laplacian: {s.size} x {s.size}, '
           f'{s.nnz} off-diagonal non-zeros, '
-          f'mean |off-diagonal| {lap.values.abs().mean():.4f}')
+          f'mean |off-diagonal| {learned.values.abs().mean():.4f}')
 
 
 def recommendation(epochs: int) -> None:

@@ -37,7 +37,7 @@ from torch.nn import Linear, Module, Parameter
 
 from graphkit.layers.sparse_input import IdentityCache
 
-__all__ = ['SheafStructure', 'SheafLaplacian', 'diag_sheaf_laplacian',
+__all__ = ['SheafStructure', 'SheafLaplacian', 'StackedLaplacian', 'diag_sheaf_laplacian',
            'block_sheaf_laplacian', 'sym_matrix_pow', 'orthogonal_maps',
            'fixed_stalks', 'SheafLearner', 'EdgeWeightLearner', 'SheafConv',
            'DiagSheafConv', 'BundleSheafConv', 'GeneralSheafConv']
@@ -204,6 +204,34 @@ class SheafLaplacian:
         out[rows, cols] = self.values
         diag = self.diag if s.blocks else torch.diag_embed(self.diag)
         return out + torch.block_diag(*diag)
+
+
+class StackedLaplacian:
+    r"""A Laplacian that is block-diagonal across groups of stalk
+    dimensions, e.g. the learned :math:`d` dimensions and the fixed low- /
+    high-pass ones: :math:`\Delta = \Delta_1 \oplus \Delta_2` on each
+    node's stalk :math:`[x_{1} \Vert x_{2}]`. Each part is a
+    :class:`SheafLaplacian`; the fixed parts are constants, built once."""
+    def __init__(self, parts: list[SheafLaplacian]) -> None:
+        self.parts = parts
+        self.num_nodes = parts[0].structure.num_nodes
+        self.dims = [p.structure.d for p in parts]
+        self.size = self.num_nodes * sum(self.dims)
+
+    def __matmul__(self, x: Tensor) -> Tensor:
+        if x.dim() != 2 or x.size(0) != self.size:
+            raise ValueError(f"Laplacian of size {self.size} cannot "
+                             f"multiply features of shape {tuple(x.shape)}")
+        n = self.num_nodes
+        blocks = x.view(n, sum(self.dims), -1).split(self.dims, dim=1)
+        outs = [(p @ b.reshape(n * b.size(1), -1)).view_as(b)
+                for p, b in zip(self.parts, blocks)]
+        return torch.cat(outs, dim=1).reshape_as(x)
+
+    def to_dense(self) -> Tensor:
+        r"""The dense matrix, node-major (for tests)."""
+        eye = torch.eye(self.size, dtype=self.parts[0].values.dtype)
+        return self @ eye
 
 
 def _take(x: Tensor, index: Tensor) -> Tensor:
@@ -584,6 +612,7 @@ class SheafConv(Module, metaclass=ABCMeta):
                       if right_weights else None)
         self.epsilon = Parameter(torch.zeros(self.stalk_dim))
         self._structure_cache = IdentityCache()
+        self._fixed_cache = IdentityCache()
         self.reset_parameters()
 
     @staticmethod
@@ -605,13 +634,34 @@ class SheafConv(Module, metaclass=ABCMeta):
     def structure(self, edge_index: Tensor, num_nodes: int) -> SheafStructure:
         r"""The cached :class:`SheafStructure` of ``edge_index``."""
         def make() -> SheafStructure:
-            return SheafStructure(edge_index, num_nodes, self.stalk_dim,
-                                  self.blocks)
+            return SheafStructure(edge_index, num_nodes, self.d, self.blocks)
         s = self._structure_cache.get((edge_index, ), make)
         if s.num_nodes != num_nodes:
             self._structure_cache.clear()
             s = self._structure_cache.get((edge_index, ), make)
         return s
+
+    def fixed_laplacian(self, edge_index: Tensor,
+                        num_nodes: int) -> SheafLaplacian | None:
+        r"""The constant Laplacian of the fixed low- / high-pass stalks
+        (each an ordinary or signless normalised graph Laplacian), cached
+        per ``edge_index``; :obj:`None` without fixed stalks."""
+        extra = self.stalk_dim - self.d
+        if extra == 0:
+            return None
+
+        def make() -> SheafLaplacian:
+            s = SheafStructure(edge_index, num_nodes, extra, blocks=False)
+            with torch.no_grad():
+                maps = fixed_stalks(s.row, s.col, self.add_lp, self.add_hp,
+                                    self.epsilon)
+                return diag_sheaf_laplacian(maps, s,
+                                            normalised=self.normalised)
+        lap = self._fixed_cache.get((edge_index, ), make)
+        if lap.structure.num_nodes != num_nodes:
+            self._fixed_cache.clear()
+            lap = self._fixed_cache.get((edge_index, ), make)
+        return lap
 
     def laplacian(self, x: Tensor, edge_index: Tensor,
                   learner_dropout: bool = False) -> SheafLaplacian:
@@ -624,7 +674,10 @@ class SheafConv(Module, metaclass=ABCMeta):
         if learner_dropout:
             x = F.dropout(x, self.dropout, self.training)
         params = self.learner(x, s.row, s.col)
-        return self.build(params, x, s)
+        learned = self.build(params, x, s)
+        fixed = self.fixed_laplacian(edge_index, x.size(0))
+        return learned if fixed is None else StackedLaplacian([learned,
+                                                               fixed])
 
     @abstractmethod
     def build(self, params: Tensor, x: Tensor,
@@ -672,21 +725,7 @@ class DiagSheafConv(SheafConv):
 
     def build(self, params: Tensor, x: Tensor,
               s: SheafStructure) -> SheafLaplacian:
-        extra = fixed_stalks(s.row, s.col, self.add_lp, self.add_hp, params)
-        maps = torch.cat([params, extra], dim=1)
-        return diag_sheaf_laplacian(maps, s, normalised=self.normalised)
-
-
-def _extend_blocks(maps: Tensor, extra: Tensor) -> Tensor:
-    if extra.size(1) == 0:
-        return maps
-    e, d = maps.size(0), maps.size(1)
-    k = extra.size(1)
-    out = maps.new_zeros(e, d + k, d + k)
-    out[:, :d, :d] = maps
-    idx = torch.arange(d, d + k, device=maps.device)
-    out[:, idx, idx] = extra
-    return out
+        return diag_sheaf_laplacian(params, s, normalised=self.normalised)
 
 
 class BundleSheafConv(SheafConv):
@@ -726,9 +765,7 @@ class BundleSheafConv(SheafConv):
         if self.weight_learner is not None:
             w = self.weight_learner(x, s.row, s.col, s.rev)
             maps = maps * w[:, None, None]
-        extra = fixed_stalks(s.row, s.col, self.add_lp, self.add_hp, params)
-        return block_sheaf_laplacian(_extend_blocks(maps, extra), s,
-                                     normalised=self.normalised,
+        return block_sheaf_laplacian(maps, s, normalised=self.normalised,
                                      orthogonal=True)
 
 
@@ -745,7 +782,5 @@ class GeneralSheafConv(SheafConv):
     def build(self, params: Tensor, x: Tensor,
               s: SheafStructure) -> SheafLaplacian:
         maps = params.view(-1, self.d, self.d)
-        extra = fixed_stalks(s.row, s.col, self.add_lp, self.add_hp, params)
-        return block_sheaf_laplacian(_extend_blocks(maps, extra), s,
-                                     normalised=self.normalised)
+        return block_sheaf_laplacian(maps, s, normalised=self.normalised)
 

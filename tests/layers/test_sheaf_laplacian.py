@@ -132,3 +132,31 @@ def test_structure_rejects_bad_graphs():
         orthogonal_maps(torch.ones(3, 0), 1)
     with pytest.raises(ValueError, match='Unknown orthogonal'):
         orthogonal_maps(torch.ones(3, 1), 2, 'euler')
+
+
+@pytest.mark.parametrize('family', ['diag', 'bundle', 'general'])
+def test_fixed_stalks_stack_equals_extended_maps(family):
+    from graphkit.layers.sheaf import (BundleSheafConv, DiagSheafConv,
+                                       GeneralSheafConv, fixed_stalks)
+    torch.manual_seed(0)
+    ei, n = _graph(7)
+    conv = {'diag': DiagSheafConv, 'bundle': BundleSheafConv,
+            'general': GeneralSheafConv}[family](2, 3, add_lp=True,
+                                                 add_hp=True).double()
+    x = torch.randn(n, 4, 3, dtype=torch.double)
+    lap = conv.laplacian(x, ei).to_dense()
+    s = conv.structure(ei, n)
+    params = conv.learner(x, s.row, s.col)
+    if family == 'diag':
+        learned = torch.diag_embed(params)
+    elif family == 'bundle':
+        w = conv.weight_learner(x, s.row, s.col, s.rev)
+        learned = orthogonal_maps(params, 2) * w[:, None, None]
+    else:
+        learned = params.view(-1, 2, 2)
+    extra = fixed_stalks(s.row, s.col, True, True, params)
+    maps = torch.zeros(ei.size(1), 4, 4, dtype=torch.double)
+    maps[:, :2, :2] = learned
+    maps[:, 2, 2], maps[:, 3, 3] = extra[:, 0], extra[:, 1]
+    ref = dense_sheaf_laplacian(ei, maps.detach(), n)
+    assert torch.allclose(lap.detach(), ref, atol=1e-10)
