@@ -45,9 +45,14 @@ class NodeModel(Module):
 
     def forward(self, x: Tensor, edge_index: Any,
                 edge_weight: Tensor | None = None, **inputs: Any) -> Tensor:
-        x = mask_dropout(x, self.input_dropout, self.training)
         if edge_weight is not None:
             inputs['edge_weight'] = edge_weight
+        if getattr(self.encoder, 'takes_input_dropout', False):
+            # the encoder drops its own input (e.g. over the non-zeros of a
+            # sparse bag-of-words matrix only)
+            return self.encoder(x, edge_index,
+                                input_dropout=self.input_dropout, **inputs)
+        x = mask_dropout(x, self.input_dropout, self.training)
         return self.encoder(x, edge_index, **inputs)
 
 

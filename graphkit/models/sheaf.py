@@ -14,7 +14,8 @@ from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
 from graphkit.layers.sheaf import (BundleSheafConv, DiagSheafConv,
                                    GeneralSheafConv, SheafConv, SheafLearner,
                                    SheafStructure, diag_sheaf_laplacian)
-from graphkit.layers.sparse_input import IdentityCache
+from graphkit.layers.sparse_input import (IdentityCache, dropout_linear,
+                                          row_sparse)
 from graphkit.models.registry import register
 
 __all__ = ['NSD', 'Sheaf4Rec', 'sheaf_graph']
@@ -47,8 +48,10 @@ class NSD(Module):
 
     then :math:`Y = X^{(L)} W_{out}` on the flattened stalks. A new sheaf
     :math:`\mathcal{F}_t` is learned from :math:`X^{(t)}` at every layer,
-    or once at layer 0 with ``linear_sheaf``. Input dropout is applied by
-    the node wrapper (``input_dropout``).
+    or once at layer 0 with ``linear_sheaf``. Input dropout
+    (``input_dropout``, passed by the node wrapper) and the input map run
+    over the non-zeros only when the features are sparse (bag-of-words),
+    with the same distribution as dense dropout.
 
     Args:
         in_channels (int), out_channels (int): features in and out.
@@ -108,7 +111,10 @@ class NSD(Module):
             for t in range(num_layers))
         self.lin2 = Linear(width, out_channels)
         self._graph_cache = IdentityCache()
+        self._input_cache = IdentityCache()
         self.reset_parameters()
+
+    takes_input_dropout = True
 
     def reset_parameters(self) -> None:
         self.lin1.reset_parameters()
@@ -119,7 +125,7 @@ class NSD(Module):
         self.lin2.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Tensor,
-                **_: Any) -> Tensor:
+                input_dropout: float = 0.0, **_: Any) -> Tensor:
         n = x.size(0)
         ei = self._graph_cache.get((edge_index, ),
                                    lambda: sheaf_graph(edge_index, n))
@@ -127,7 +133,8 @@ class NSD(Module):
                 int(ei.max()) >= n:
             raise ValueError(f"edge_index refers to node {int(ei.max())} "
                              f"but x has {n} rows")
-        h = self.lin1(x)
+        xs = self._input_cache.get((x, ), lambda: row_sparse(x)) or x
+        h = dropout_linear(xs, self.lin1, input_dropout, self.training)
         if self.use_act:
             h = F.elu(h)
         h = F.dropout(h, self.dropout, self.training)

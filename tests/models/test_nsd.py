@@ -119,3 +119,18 @@ def test_sheaf4rec_contract_equivariance_and_gradients(stalk_dim, readout):
     with pytest.raises(ValueError, match='divide'):
         build('sheaf4rec', 'recommendation', num_users=2, num_items=2,
               embedding_dim=8, stalk_dim=3)
+
+
+def test_nsd_sparse_input_path_matches_dense():
+    torch.manual_seed(0)
+    data = _data()
+    x = torch.randn(data.num_nodes, 20) * (torch.rand(data.num_nodes, 20)
+                                            < 0.1)
+    model = build('nsd-diag', 'node', in_channels=20, out_channels=3,
+                  hidden_channels=4, input_dropout=0.5).eval()
+    out = model(x, data.edge_index)
+    dense = model(x.clone().requires_grad_(), data.edge_index)
+    assert torch.allclose(out, dense, atol=1e-5)
+    model.train()   # input dropout is drawn inside the encoder
+    assert not torch.allclose(model(x, data.edge_index),
+                              model(x, data.edge_index))
