@@ -268,14 +268,16 @@ class _NormalisedDiagLaplacian(torch.autograd.Function):
         \partial D_v = -\tfrac12 n_v^3 \Big(\tfrac{1}{n_v}
         \sum_{k: v} \Delta_k s_k - 2 n_v\, \partial\Delta_{vv}\Big).
     """
+    # Works stalk-major: maps [d, E], one contiguous row per stalk
+    # dimension, so every gather and scatter runs along dim 1.
     @staticmethod
     def forward(ctx, maps: Tensor, row: Tensor, col: Tensor, rev: Tensor,
                 num_nodes: int):
-        deg = maps.new_zeros(num_nodes, maps.size(1)).index_add_(
-            0, row, maps * maps)
+        deg = maps.new_zeros(maps.size(0), num_nodes).index_add_(
+            1, row, maps * maps)
         norm = (deg + 1.0).rsqrt()
-        a = norm.index_select(0, row).mul_(norm.index_select(0, col))
-        mrev = maps.index_select(0, rev)
+        a = norm.index_select(1, row).mul_(norm.index_select(1, col))
+        mrev = maps.index_select(1, rev)
         off = torch.mul(maps, mrev).mul_(a).neg_()
         ctx.save_for_backward(maps, mrev, a, norm, off, row, rev)
         return deg * norm * norm, off
@@ -286,19 +288,19 @@ class _NormalisedDiagLaplacian(torch.autograd.Function):
         g_n = torch.zeros_like(norm)
         grad = torch.zeros_like(maps)
         if g_off is not None:
-            g_sym = g_off + g_off.index_select(0, rev)
-            g_n.index_add_(0, row, off * g_sym).div_(norm)
+            g_sym = g_off + g_off.index_select(1, rev)
+            g_n.index_add_(1, row, off * g_sym).div_(norm)
             grad.addcmul_(mrev * a, g_sym, value=-1.0)
         if g_diag is not None:
             g_n.addcmul_(norm, g_diag, value=-2.0)
         g_deg = g_n.mul_(norm.pow(3)).mul_(-0.5)
-        grad.addcmul_(maps, g_deg.index_select(0, row), value=2.0)
+        grad.addcmul_(maps, g_deg.index_select(1, row), value=2.0)
         return grad, None, None, None, None
 
 
 def diag_sheaf_laplacian(maps: Tensor, structure: SheafStructure,
-                         normalised: bool = True,
-                         augmented: bool = True) -> SheafLaplacian:
+                         normalised: bool = True, augmented: bool = True,
+                         stalk_major: bool = False) -> SheafLaplacian:
     r"""The sheaf Laplacian of diagonal maps
     :math:`\mathcal{F}_{v \trianglelefteq e} = \mathrm{diag}(f_{v,e})`: each
     stalk dimension is a signed scalar graph,
@@ -314,16 +316,23 @@ def diag_sheaf_laplacian(maps: Tensor, structure: SheafStructure,
         normalised (bool): return :math:`\Delta` instead of :math:`L`.
         augmented (bool): normalise by :math:`D + I` (else :math:`D`, with
             isolated stalks left at zero).
+        stalk_major (bool): ``maps`` is :obj:`[d, E]` (the layout the
+            operator stores, which saves a transpose).
     """
     s = structure
-    if s.blocks or maps.shape != (s.num_edges, s.d):
-        raise ValueError(f"diagonal maps must have shape [E, d] = "
-                         f"[{s.num_edges}, {s.d}] for a diagonal structure, "
+    shape = (s.d, s.num_edges) if stalk_major else (s.num_edges, s.d)
+    if s.blocks or maps.shape != shape:
+        layout = '[d, E]' if stalk_major else '[E, d]'
+        raise ValueError(f"diagonal maps must have shape {layout} = "
+                         f"{list(shape)} for a diagonal structure, "
                          f"got {tuple(maps.shape)}")
     if normalised and augmented:
-        diag, off = _NormalisedDiagLaplacian.apply(maps, s.row, s.col, s.rev,
-                                                   s.num_nodes)
-        return _finish(s, diag, off)
+        maps_t = maps if stalk_major else maps.t().contiguous()
+        diag, off = _NormalisedDiagLaplacian.apply(maps_t, s.row, s.col,
+                                                   s.rev, s.num_nodes)
+        return SheafLaplacian(s, diag.t(), off.reshape(-1))
+    if stalk_major:
+        maps = maps.t()
     deg = maps.new_zeros(s.num_nodes, s.d).index_add_(0, s.row, maps**2)
     off = -maps * _take(maps, s.rev)
     if not normalised:
@@ -525,10 +534,17 @@ class SheafLearner(Module):
     def reset_parameters(self) -> None:
         self.lin.reset_parameters()
 
-    def forward(self, x: Tensor, row: Tensor, col: Tensor) -> Tensor:
-        r"""``x``: :obj:`[N, d̂, f]`. Returns :obj:`[E, out_channels]`."""
+    def forward(self, x: Tensor, row: Tensor, col: Tensor,
+                stalk_major: bool = False) -> Tensor:
+        r"""``x``: :obj:`[N, d̂, f]`. Returns :obj:`[E, out_channels]`, or
+        :obj:`[out_channels, E]` with ``stalk_major``."""
         h = x.sum(1) if self.variant else x.reshape(x.size(0), -1)
         width = h.size(1)
+        if stalk_major:
+            left = self.lin.weight[:, :width] @ h.t()    # [out, N]
+            right = self.lin.weight[:, width:] @ h.t()
+            return _ACTS[self.act](left.index_select(1, row) +
+                                   right.index_select(1, col))
         left = h @ self.lin.weight[:, :width].t()
         right = h @ self.lin.weight[:, width:].t()
         return _ACTS[self.act](_take(left, row) + _take(right, col))
@@ -588,6 +604,8 @@ class SheafConv(Module, metaclass=ABCMeta):
         learn_maps (bool): own a learner (else a Laplacian must be passed).
     """
     blocks = False
+    # whether build() takes the learner's output as [maps, E]
+    stalk_major_maps = False
 
     def __init__(self, d: int, channels: int, add_lp: bool = False,
                  add_hp: bool = False, dropout: float = 0.0,
@@ -673,7 +691,8 @@ class SheafConv(Module, metaclass=ABCMeta):
         s = self.structure(edge_index, x.size(0))
         if learner_dropout:
             x = F.dropout(x, self.dropout, self.training)
-        params = self.learner(x, s.row, s.col)
+        params = self.learner(x, s.row, s.col,
+                              stalk_major=self.stalk_major_maps)
         learned = self.build(params, x, s)
         fixed = self.fixed_laplacian(edge_index, x.size(0))
         return learned if fixed is None else StackedLaplacian([learned,
@@ -723,9 +742,12 @@ class DiagSheafConv(SheafConv):
     def map_parameters(d: int) -> int:
         return d
 
+    stalk_major_maps = True
+
     def build(self, params: Tensor, x: Tensor,
               s: SheafStructure) -> SheafLaplacian:
-        return diag_sheaf_laplacian(params, s, normalised=self.normalised)
+        return diag_sheaf_laplacian(params, s, normalised=self.normalised,
+                                    stalk_major=True)
 
 
 class BundleSheafConv(SheafConv):

@@ -160,3 +160,19 @@ def test_fixed_stalks_stack_equals_extended_maps(family):
     maps[:, 2, 2], maps[:, 3, 3] = extra[:, 0], extra[:, 1]
     ref = dense_sheaf_laplacian(ei, maps.detach(), n)
     assert torch.allclose(lap.detach(), ref, atol=1e-10)
+
+
+def test_stalk_major_maps_give_the_same_laplacian():
+    ei, n = _graph(8)
+    s = SheafStructure(ei, n, 3, blocks=False)
+    maps = torch.rand(ei.size(1), 3, dtype=torch.double) * 2 - 1
+    a = diag_sheaf_laplacian(maps, s).to_dense()
+    b = diag_sheaf_laplacian(maps.t().contiguous(), s,
+                             stalk_major=True).to_dense()
+    assert torch.allclose(a, b)
+    with pytest.raises(ValueError, match=r'\[d, E\]'):
+        diag_sheaf_laplacian(maps, s, stalk_major=True)
+    m = maps.t().contiguous().requires_grad_()
+    x = torch.randn(3 * n, 2, dtype=torch.double)
+    assert torch.autograd.gradcheck(
+        lambda mm: diag_sheaf_laplacian(mm, s, stalk_major=True) @ x, (m, ))
