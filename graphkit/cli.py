@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--baseline', action='append', default=[],
                      metavar='MODEL',
                      help='also train MODEL (its own preset for the dataset '
-                     'if any) on the same data, splits, seeds and runs, and '
-                     'print both (repeatable)')
+                     'if any) on the same data, splits, seeds, runs and '
+                     'epochs, and print both (repeatable)')
     prog = run.add_mutually_exclusive_group()
     prog.add_argument('--progress', dest='progress', action='store_true',
                       default=None)
@@ -112,8 +112,9 @@ def config_from_args(args: argparse.Namespace):
 def baseline_config(cfg, model: str):
     r"""The config of a baseline ``model`` run beside ``cfg``: the
     baseline's own preset for the dataset (or the defaults), with ``cfg``'s
-    data section, runs, seed and device, so both see the same splits and
-    seeds; its outputs go to ``<out>/baseline-<model>``."""
+    data section, runs, seed, epoch budget and device, so both see the same
+    splits, seeds and number of epochs; its outputs go to
+    ``<out>/baseline-<model>``."""
     import copy
     from pathlib import Path
 
@@ -124,6 +125,7 @@ def baseline_config(cfg, model: str):
     base = default_config(model, cfg.data.name)
     base.data = copy.deepcopy(cfg.data)
     base.train.runs, base.train.seed = cfg.train.runs, cfg.train.seed
+    base.train.epochs = cfg.train.epochs
     base.train.progress = cfg.train.progress
     base.device, base.deterministic = cfg.device, cfg.deterministic
     out = Path(cfg.out) if cfg.out else _default_out(cfg)
