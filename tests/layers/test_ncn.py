@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from graphkit.layers.ncn import NCNCPredictor, NCNPredictor
+from graphkit.utils.common_neighbors import csr_adjacency
+
+
+def _graph(seed=0, n=10, p=0.35):
+    g = torch.Generator().manual_seed(seed)
+    a = (torch.rand(n, n, generator=g) < p).float().triu(1)
+    a = a + a.t()
+    return a, csr_adjacency(a.nonzero().t(), n)
+
+
+def test_ncn_matches_dense_formula():
+    torch.manual_seed(0)
+    a, adj = _graph()
+    h = torch.randn(10, 8)
+    pred = NCNPredictor(8, layer_norm=True, use_xlin=True).eval()
+    pairs = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 9]])
+    cn = a[pairs[0]] * a[pairs[1]]                      # dense A_i * A_j
+    pooled = cn @ pred.pooled_states(h)
+    ref = pred.out(pred.beta * pred.xcn(pooled) +
+                   pred.xij(h[pairs[0]] * h[pairs[1]])).view(-1)
+    assert torch.allclose(pred(h, adj, pairs), ref, atol=1e-5)
+
+
+def test_ncnc_with_zero_completion_is_ncn():
+    torch.manual_seed(0)
+    a, adj = _graph(1)
+    h = torch.randn(10, 8)
+    pairs = torch.tensor([[0, 1, 2, 7], [4, 5, 6, 8]])
+    ncnc = NCNCPredictor(8, order=2, alpha=0.0).eval()  # all P = 0
+    ncn = NCNPredictor(8).eval()
+    ncn.load_state_dict(ncnc.state_dict())
+    assert torch.allclose(ncnc(h, adj, pairs), ncn(h, adj, pairs))
+    ncnc.alpha = 1.0   # completion now changes the scores
+    assert not torch.allclose(ncnc(h, adj, pairs), ncn(h, adj, pairs))
+
+
+def test_ncnc_completion_matches_dense_weights():
+    torch.manual_seed(0)
+    a, adj = _graph(2)
+    h = torch.randn(10, 6)
+    pred = NCNCPredictor(6, order=1, prob_scale=2.0, prob_offset=0.5,
+                         prior=0.3, alpha=0.8).eval()
+    pairs = torch.tensor([[0, 3], [5, 7]])
+    ncn = NCNPredictor(6).eval()
+    ncn.load_state_dict(pred.state_dict())
+    ref = []
+    for i, j in pairs.t().tolist():
+        w = a[i] * a[j]
+        for u in range(10):
+            if a[i, u] and not a[j, u]:
+                s = ncn(h, adj, torch.tensor([[j], [u]]))
+                w[u] = pred.completion_probability(s)
+            elif a[j, u] and not a[i, u]:
+                s = ncn(h, adj, torch.tensor([[i], [u]]))
+                w[u] = pred.completion_probability(s)
+        ref.append(pred.combine(h, torch.tensor([i]), torch.tensor([j]),
+                                (w @ pred.pooled_states(h))[None]))
+    assert torch.allclose(pred(h, adj, pairs), torch.cat(ref), atol=1e-5)
+
+
+def test_relabelling_invariance_gradients_and_errors():
+    torch.manual_seed(0)
+    a, adj = _graph(3)
+    h = torch.randn(10, 8, requires_grad=True)
+    pred = NCNCPredictor(8, dropout=0.0)
+    pairs = torch.tensor([[0, 1, 2], [4, 5, 6]])
+    out = pred(h, adj, pairs)
+    perm = torch.randperm(10, generator=torch.Generator().manual_seed(1))
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(10)
+    padj = csr_adjacency(inv[a.nonzero().t()], 10)
+    assert torch.allclose(pred(h[perm], padj, inv[pairs]), out, atol=1e-5)
+    out.sum().backward()
+    for name, p in pred.named_parameters():
+        assert p.grad is not None, name
+    with pytest.raises(ValueError, match=r'\[2, B\]'):
+        pred(h, adj, pairs.t())
+    with pytest.raises(ValueError, match='refers|refer'):
+        pred(h, adj, torch.tensor([[0], [12]]))
+    with pytest.raises(ValueError, match='order'):
+        NCNCPredictor(8, order=0)
