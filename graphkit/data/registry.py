@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
-from torch import Tensor
 
 from graphkit.data import splits as S
 from graphkit.data.sources import (DatasetNotAvailableError, RawLayout,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import (BatchNorm1d, Linear, Module, ModuleList, ReLU,
                       Sequential)
