@@ -112,26 +112,14 @@ def _run(name, model_name, steps, queue):
     frozen = None
     if model_name != 'gcn':
         with torch.no_grad():
-            h = _stalks(model, x if embedding is None else embedding)
-            laps = []
-            for conv in model.convs:
-                h, lap = conv(h, graph)
-                laps.append(lap)
+            _, laps = model.diffuse(model.input_stalks(
+                x if embedding is None else embedding), graph)
 
         def fixed(inp):
-            h = _stalks(model, inp)
-            for conv, lap in zip(model.convs, laps):
-                h, _ = conv(h, graph, laplacian=lap)
+            h, _ = model.diffuse(model.input_stalks(inp), graph, laps)
             return model.lin2(h.reshape(h.size(0), -1))
         trained, frozen = timed(lambda inp: model(inp, graph), fixed)
     queue.put((trained, memory, frozen))
-
-
-def _stalks(model, x):
-    h = F.elu(model.lin1(x))
-    if model.lin12 is not None:
-        h = model.lin12(h)
-    return h.view(x.size(0), model.stalk_dim, model.channels)
 
 
 def main() -> None:

@@ -30,9 +30,8 @@ def node_classification(dataset: str, family: str, runs: int) -> None:
     with torch.no_grad():
         from graphkit.models.sheaf import sheaf_graph
         graph = sheaf_graph(data.edge_index, data.num_nodes)
-        h = torch.nn.functional.elu(nsd.lin1(data.x)).view(
-            data.num_nodes, nsd.stalk_dim, nsd.channels)
-        lap = nsd.convs[0].laplacian(h, graph)
+        _, laplacians = nsd.diffuse(nsd.input_stalks(data.x), graph)
+        lap = laplacians[0]
     learned = getattr(lap, 'parts', [lap])[0]   # without fixed lp/hp stalks
     s = learned.structure
     print(f'layer-0 learned sheaf Laplacian: {s.size} x {s.size}, '

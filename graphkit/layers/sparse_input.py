@@ -64,6 +64,12 @@ def block_diagonal(x: RowSparse, copies: int) -> RowSparse:
                      (copies * n, copies * f))
 
 
+def _drop_values(val: Tensor, p: float, training: bool) -> Tensor:
+    r"""Inverted dropout on the stored non-zeros of a sparse input."""
+    from graphkit.utils.tensor import mask_dropout
+    return mask_dropout(val, p, training)
+
+
 class _SparseLinear(torch.autograd.Function):
     r""":math:`\mathbf{X}\mathbf{W}^\top` for a constant sparse
     :math:`\mathbf{X}`; the weight gradient is the CSR product
@@ -98,10 +104,7 @@ def dropout_linear(x: Tensor | RowSparse, lin: Linear, p: float,
     if not isinstance(x, RowSparse):
         from graphkit.utils.tensor import mask_dropout
         return lin(mask_dropout(x, p, training))
-    val = x.val
-    if training and p > 0.0:
-        keep = torch.rand(val.shape, device=val.device) >= p
-        val = val * keep / (1.0 - p)
+    val = _drop_values(x.val, p, training)
     out = _SparseLinear.apply(x, val.to(lin.weight.dtype), lin.weight.t())
     return out if lin.bias is None else out + lin.bias
 
@@ -148,10 +151,7 @@ def stacked_dropout_linear(x: Tensor | RowSparse, lins: list[Linear],
     if tiled is None or len(lins) == 1:
         return torch.cat([dropout_linear(x, lin, p, training)
                           for lin in lins])
-    val = tiled.val
-    if training and p > 0.0:
-        keep = torch.rand(val.shape, device=val.device) >= p
-        val = val * keep / (1.0 - p)
+    val = _drop_values(tiled.val, p, training)
     weight_t = torch.cat([lin.weight.t() for lin in lins])
     out = _SparseLinear.apply(tiled, val.to(weight_t.dtype), weight_t)
     if lins[0].bias is not None:

@@ -124,6 +124,34 @@ class NSD(Module):
             conv.reset_parameters()
         self.lin2.reset_parameters()
 
+    def input_stalks(self, x: Tensor, input_dropout: float = 0.0) -> Tensor:
+        r"""The input map: features :math:`(N, F)` to stalks
+        :math:`(N, \hat d, f)`."""
+        xs = self._input_cache.get((x, ), lambda: row_sparse(x)) or x
+        h = dropout_linear(xs, self.lin1, input_dropout, self.training)
+        if self.use_act:
+            h = F.elu(h)
+        h = F.dropout(h, self.dropout, self.training)
+        if self.lin12 is not None:
+            h = self.lin12(h)
+        return h.view(x.size(0), self.stalk_dim, self.channels)
+
+    def diffuse(self, h: Tensor, edge_index: Tensor,
+                laplacians: list | None = None) -> tuple[Tensor, list]:
+        r"""The diffusion layers on stalks ``h`` over a graph prepared by
+        :func:`sheaf_graph`. Returns the new stalks and the Laplacian of
+        every layer; pass ``laplacians`` to reuse fixed ones instead of
+        learning the maps."""
+        used, laplacian = [], None
+        for t, conv in enumerate(self.convs):
+            if laplacians is not None:
+                laplacian = laplacians[t]
+            h, lap = conv(h, edge_index, laplacian=laplacian,
+                          learner_dropout=t > 0)
+            used.append(lap)
+            laplacian = lap if self.linear_sheaf else None
+        return h, used
+
     def forward(self, x: Tensor, edge_index: Tensor,
                 input_dropout: float = 0.0, **_: Any) -> Tensor:
         n = x.size(0)
@@ -133,20 +161,7 @@ class NSD(Module):
                 int(ei.max()) >= n:
             raise ValueError(f"edge_index refers to node {int(ei.max())} "
                              f"but x has {n} rows")
-        xs = self._input_cache.get((x, ), lambda: row_sparse(x)) or x
-        h = dropout_linear(xs, self.lin1, input_dropout, self.training)
-        if self.use_act:
-            h = F.elu(h)
-        h = F.dropout(h, self.dropout, self.training)
-        if self.lin12 is not None:
-            h = self.lin12(h)
-        h = h.view(n, self.stalk_dim, self.channels)
-        laplacian = None
-        for t, conv in enumerate(self.convs):
-            h, lap = conv(h, ei, laplacian=laplacian,
-                          learner_dropout=t > 0)
-            if self.linear_sheaf:
-                laplacian = lap
+        h, _ = self.diffuse(self.input_stalks(x, input_dropout), ei)
         return self.lin2(h.reshape(n, -1))
 
     def __repr__(self) -> str:
