@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help='registered model (default: gcn)')
     run.add_argument('--dataset', default=None,
                      help='dataset name (default: cora)')
+    run.add_argument('--encoder', default=None,
+                     help='registered encoder inside a wrapper model, e.g. '
+                          'the encoder of ncn / ncnc')
     run.add_argument('--preset', default=None, help='named preset')
     run.add_argument('--split', default=None,
                      help='public | geom-gcn | random | ogb')
@@ -82,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 _FLAG_FIELDS = {'split': ('data', 'split'), 'runs': ('train', 'runs'),
                 'epochs': ('train', 'epochs'), 'seed': ('train', 'seed'),
                 'data_root': ('data', 'root'), 'mirror': ('data', 'mirror'),
-                'progress': ('train', 'progress')}
+                'progress': ('train', 'progress'),
+                'encoder': ('model', 'encoder')}
 
 
 def config_from_args(args: argparse.Namespace):

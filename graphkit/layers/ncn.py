@@ -8,9 +8,10 @@ import math
 
 import torch
 from torch import Tensor
-from torch.nn import (Dropout, Identity, LayerNorm, Linear, Module, Parameter,
+from torch.nn import (Identity, LayerNorm, Linear, Module, Parameter,
                       ReLU, Sequential)
 
+from graphkit.utils.tensor import MaskDropout
 from graphkit.utils.common_neighbors import (CSRAdjacency, neighbor_overlap,
                                              pool_neighbors)
 
@@ -22,7 +23,7 @@ def _block(channels: int, dropout: float, norm: bool,
     out: list[Module] = [Linear(channels, channels)]
     if norm:
         out.append(LayerNorm(channels))
-    out += [Dropout(dropout), ReLU()]
+    out += [MaskDropout(dropout), ReLU()]
     if not tail:
         out.append(Linear(channels, channels))
     return out
@@ -60,22 +61,22 @@ class NCNPredictor(Module):
                  two_layer_out: bool = False, use_xlin: bool = False) -> None:
         super().__init__()
         norm = layer_norm
-        self.xlin = (Sequential(Linear(channels, channels), Dropout(dropout),
+        self.xlin = (Sequential(Linear(channels, channels), MaskDropout(dropout),
                                 ReLU(), Linear(channels, channels),
                                 *([LayerNorm(channels)] if norm else []),
-                                Dropout(dropout), ReLU())
+                                MaskDropout(dropout), ReLU())
                      if use_xlin else None)
-        self.xcn = Sequential(Linear(channels, channels), Dropout(dropout),
+        self.xcn = Sequential(Linear(channels, channels), MaskDropout(dropout),
                               ReLU(), *_block(channels, dropout, norm,
                                               tail_act))
         self.xij = Sequential(*_block(channels, dropout, norm, tail_act))
         out: list[Module] = [Linear(channels, channels),
                              LayerNorm(channels) if norm else Identity(),
-                             Dropout(dropout), ReLU()]
+                             MaskDropout(dropout), ReLU()]
         if two_layer_out:
             out += [Linear(channels, channels),
                     LayerNorm(channels) if norm else Identity(),
-                    Dropout(dropout), ReLU()]
+                    MaskDropout(dropout), ReLU()]
         out.append(Linear(channels, 1))
         self.out = Sequential(*out)
         self.beta = Parameter(torch.tensor(float(beta)))
@@ -147,28 +148,28 @@ class NCNCPredictor(NCNPredictor):
         return self.alpha * torch.sigmoid(
             self.prob_scale * (logits - self.prob_offset) + self.log_prior)
 
-    def _score(self, h: Tensor, adj: CSRAdjacency, src: Tensor, dst: Tensor,
-               order: int) -> Tensor:
+    def _score(self, h: Tensor, hp: Tensor, adj: CSRAdjacency, src: Tensor,
+               dst: Tensor, order: int) -> Tensor:
         ov = neighbor_overlap(adj, src, dst)
-        hp = self.pooled_states(h)
         pooled = pool_neighbors(hp, *ov.common, ov.num_pairs)
         if order > 0:
             (bi, ui), (bj, uj) = ov.only_src, ov.only_dst
             with torch.no_grad():
                 # u is a neighbour of i only: is (j, u) a missing link?
-                p_i = self.completion_probability(self._score(
-                    h, adj, dst[bi], ui, order - 1)) if bi.numel() else \
-                    h.new_zeros(0)
-                p_j = self.completion_probability(self._score(
-                    h, adj, src[bj], uj, order - 1)) if bj.numel() else \
-                    h.new_zeros(0)
-            pooled = pooled + pool_neighbors(hp, bi, ui, ov.num_pairs, p_i) \
-                + pool_neighbors(hp, bj, uj, ov.num_pairs, p_j)
+                # Both candidate lists are scored in one call.
+                cand = self._score(h, hp, adj, torch.cat([dst[bi], src[bj]]),
+                                   torch.cat([ui, uj]), order - 1) \
+                    if bi.numel() + bj.numel() else h.new_zeros(0)
+                prob = self.completion_probability(cand)
+            pooled = pooled + pool_neighbors(
+                hp, torch.cat([bi, bj]), torch.cat([ui, uj]), ov.num_pairs,
+                prob)
         return self.combine(h, src, dst, pooled)
 
     def forward(self, h: Tensor, adj: CSRAdjacency, pairs: Tensor) -> Tensor:
         _check_pairs(pairs, h.size(0))
-        return self._score(h, adj, pairs[0], pairs[1], self.order)
+        return self._score(h, self.pooled_states(h), adj, pairs[0], pairs[1],
+                           self.order)
 
 
 def _check_pairs(pairs: Tensor, num_nodes: int) -> None:

@@ -65,6 +65,27 @@ class ModelConfig:
     readout: str | None = None
     edge_weights: bool = True
     sheaf_act: str = 'tanh'
+    # Encoder extras: dropout on the last propagation output, edge dropout,
+    # residual connections (pure encoders).
+    tail_dropout: float = 0.0
+    edge_dropout: float = 0.0
+    residual: bool = False
+    # NCN / NCNC predictor: LayerNorm in its MLPs, edge dropout before the
+    # common neighbours, the h + MLP(h) pooled states, activation-ended
+    # branches, a two-block output MLP, the initial branch weight beta; NCNC
+    # completion order and calibration alpha * sigmoid(scale * (s - offset)
+    # + ln prior) with alpha = prob_cap.
+    decoder_norm: bool = False
+    predictor_edge_dropout: float = 0.0
+    use_xlin: bool = False
+    tail_act: bool = False
+    two_layer_out: bool = False
+    beta: float = 1.0
+    completion_order: int = 1
+    prob_scale: float = 5.0
+    prob_offset: float = 3.0
+    prob_prior: float = 0.5
+    prob_cap: float = 1.0
 
     def hparams(self) -> dict[str, Any]:
         r"""Keyword arguments for :func:`graphkit.models.build` (everything
@@ -111,6 +132,9 @@ class TrainConfig:
     # Recommendation: weight of the L2 penalty on the batch's layer-0
     # embeddings (None: the task's default, 1e-4).
     embedding_reg: float | None = None
+    # Link prediction: remove each batch's target links from the graph the
+    # model sees during that step (NCN's target-link removal).
+    target_link_removal: bool = False
     checkpoint_every: int = 10
     progress: bool | None = None
 

@@ -309,6 +309,12 @@ def fit(cfg: RunConfig, *, resume: bool = False,
                               f"recommendation tasks only; '{bundle.name}' "
                               f"is a {bundle.task} dataset")
         task_options['reg'] = cfg.train.embedding_reg
+    if cfg.train.target_link_removal:
+        if bundle.task != 'link':
+            raise ConfigError(f"train.target_link_removal applies to link "
+                              f"prediction only; '{bundle.name}' is a "
+                              f"{bundle.task} dataset")
+        task_options['target_link_removal'] = True
     task = make_task(bundle, batch_size=cfg.train.batch_size,
                      eval_batch_size=cfg.train.eval_batch_size,
                      num_neighbors=cfg.train.num_neighbors,

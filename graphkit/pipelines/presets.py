@@ -256,3 +256,74 @@ def nsd_diag_ogbl_ddi() -> RunConfig:
                             decoder='mlp', decoder_layers=3,
                             decoder_dropout=0.5, embedding_dim=256)
     return cfg
+
+
+# NCN / NCNC (Wang, Yang and Zhang, ICLR 2024): the reference README's
+# per-dataset hyperparameters. Columns: encoder, layers, width, encoder lr,
+# predictor lr, batch, eval batch, epochs, input / tail / encoder / encoder-
+# edge dropout, predictor dropout, predictor edge dropout, switches (jk:
+# weighted layer sum, res: residual, xlin: h + MLP(h) pooled, two: two-block
+# output MLP, ln: LayerNorm in the encoder), NCNC calibration (scale,
+# offset, prior, cap), metric. Every preset uses target-link removal,
+# LayerNorm in the predictor and activation-ended branches; Planetoid uses
+# a fresh random 70/10/20 edge split per run (seeds 0-9), ten runs.
+_NCN = {
+    'cora': ('pure-gcn', 1, 256, .0043, .0024, 1152, 8192, 100,
+             (.7, .3, .05, 0.), (.05, .4), {'jk', 'xlin'},
+             (4.3, 2.8, .75, 1.0)),
+    'citeseer': ('pure-gcn', 1, 256, .0085, .0078, 384, 4096, 100,
+                 (.4, 0., .75, 0.), (.55, 0.), {'jk', 'xlin', 'two'},
+                 (6.5, 4.4, .75, .4)),
+    'pubmed': ('pure-gcn', 1, 256, .0097, .002, 2048, 8192, 100,
+               (.3, 0., .1, 0.), (.05, 0.), {'jk', 'xlin'},
+               (5.3, .5, .5, .3)),
+    'ogbl-collab': ('gcn', 1, 64, .0082, .0037, 65536, 131072, 100,
+                    (.25, .05, .1, .25), (.3, 0.), {'res', 'xlin', 'ln'},
+                    (2.5, 6.0, .1, 1.05)),
+    'ogbl-ddi': ('pure-sum', 1, 224, .0021, .0018, 24576, 131072, 100,
+                 (0., 0., .4, 0.), (.6, 0.), {'res', 'xlin', 'two'},
+                 (10., 3., .1, .5)),
+}
+
+
+def _ncn_preset(model: str, dataset: str) -> Callable[[], RunConfig]:
+    (enc, layers, width, enc_lr, pred_lr, batch, eval_batch, epochs,
+     (xdp, tdp, gdp, gedp), (pdp, pedp), switches,
+     (scale, offset, prior, cap)) = _NCN[dataset]
+    ogb = dataset.startswith('ogbl-')
+
+    def make() -> RunConfig:
+        return RunConfig(
+            data=DataConfig(name=dataset),
+            model=ModelConfig(
+                name=model, encoder=enc, hidden_channels=width,
+                num_layers=layers, input_dropout=xdp, tail_dropout=tdp,
+                dropout=gdp, edge_dropout=gedp, decoder_dropout=pdp,
+                predictor_edge_dropout=pedp,
+                jk='sum' if 'jk' in switches else None,
+                residual='res' in switches,
+                norm='layer_norm' if 'ln' in switches else None,
+                use_xlin='xlin' in switches, two_layer_out='two' in switches,
+                decoder_norm=True, tail_act=True,
+                embedding_dim=width if dataset == 'ogbl-ddi' else None,
+                prob_scale=scale, prob_offset=offset, prob_prior=prior,
+                prob_cap=cap),
+            optim=OptimConfig(lr=enc_lr, decoder_lr=pred_lr),
+            train=TrainConfig(epochs=epochs, runs=1 if ogb else 10,
+                              batch_size=batch, eval_batch_size=eval_batch,
+                              target_link_removal=True,
+                              checkpoint_every=1 if ogb else 10))
+
+    make.__doc__ = (f"{model.upper()} on {dataset} (reference settings): "
+                    f"{enc} encoder, {layers} layer(s) of {width}, lr "
+                    f"{enc_lr} / {pred_lr}, batch {batch}, {epochs} epochs, "
+                    f"target-link removal" +
+                    (f", completion calibration scale {scale}, offset "
+                     f"{offset}, prior {prior}, cap {cap}"
+                     if model == 'ncnc' else ''))
+    return make
+
+
+for _name in _NCN:
+    for _model in ('ncn', 'ncnc'):
+        preset(f'{_model}-{_name}')(_ncn_preset(_model, _name))

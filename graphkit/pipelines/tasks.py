@@ -199,11 +199,25 @@ class LinkTask(Task):
     Large graphs (``sparse_threshold`` edges or more) are passed to the
     encoder as a sparse CSR adjacency, so message passing is one sparse
     matrix product instead of materialised per-edge messages.
+
+    With ``target_link_removal`` (NCN's TLR), the positive pairs of a batch
+    are removed, in both directions, from the graph the model encodes and
+    decodes with during that step, so that training targets are absent from
+    the input graph as test targets are. Evaluation uses the whole training
+    graph.
     """
     kind = 'link'
     sparse_threshold = 200_000
     dense_negatives_max_nodes = 20_000
-    static_graph = True
+
+    def __init__(self, bundle: DatasetBundle, *,
+                 target_link_removal: bool = False, **kwargs: Any) -> None:
+        super().__init__(bundle, **kwargs)
+        self.target_link_removal = target_link_removal
+
+    @property
+    def static_graph(self) -> bool:
+        return not self.target_link_removal
 
     def model_dims(self) -> dict[str, Any]:
         out = super().model_dims()
@@ -212,17 +226,11 @@ class LinkTask(Task):
 
     def setup(self, split) -> None:
         super().setup(split)
-        from torch_geometric.utils import to_torch_csr_tensor
         data = self.bundle.data
         self.num_nodes = data.num_nodes
         self.x = None if data.x is None else data.x.to(self.device)
         self.edge_index = split.edge_index.to(self.device)
-        if self.edge_index.size(1) >= self.sparse_threshold:
-            self.adj = to_torch_csr_tensor(self.edge_index,
-                                           size=(self.num_nodes,
-                                                 self.num_nodes))
-        else:
-            self.adj = self.edge_index
+        self.adj = self._as_graph(self.edge_index)
         self.train_pos = split.train_pos.to(self.device)
         self.data = data.to(self.device)
 
@@ -230,6 +238,26 @@ class LinkTask(Task):
         for idx in loaders.index_batches(self.train_pos.size(1),
                                          self.batch_size, True, generator):
             yield idx.to(self.device)
+
+    def _as_graph(self, edge_index: Tensor) -> Any:
+        if edge_index.size(1) >= self.sparse_threshold:
+            from torch_geometric.utils import to_torch_csr_tensor
+            return to_torch_csr_tensor(edge_index, size=(self.num_nodes,
+                                                         self.num_nodes))
+        return edge_index
+
+    def training_graph(self, pos_pairs: Tensor) -> Any:
+        r"""The graph the model sees while training on ``pos_pairs``: the
+        training graph, without those links (both directions) under
+        target-link removal."""
+        if not self.target_link_removal:
+            return self.adj
+        n = self.num_nodes
+        keys = self.edge_index[0] * n + self.edge_index[1]
+        targets = torch.cat([pos_pairs[0] * n + pos_pairs[1],
+                             pos_pairs[1] * n + pos_pairs[0]])
+        keep = ~torch.isin(keys, targets)
+        return self._as_graph(self.edge_index[:, keep])
 
     def loss(self, model, idx: Tensor) -> Tensor:
         from torch_geometric.utils import negative_sampling
@@ -240,10 +268,12 @@ class LinkTask(Task):
                                       num_nodes=self.num_nodes,
                                       num_neg_samples=idx.numel(),
                                       method=method)
-        h = model.encode(self.x, self.adj,
+        graph = self.training_graph(pos_pairs)
+        h = model.encode(self.x, graph,
                          **self.graph_inputs(model, self.data))
-        pos = model.decode(h, pos_pairs, self.adj)
-        neg = model.decode(h, neg_pairs, self.adj)
+        # One decoder call scores positives and negatives together.
+        out = model.decode(h, torch.cat([pos_pairs, neg_pairs], 1), graph)
+        pos, neg = out[:pos_pairs.size(1)], out[pos_pairs.size(1):]
         return (F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos))
                 + F.binary_cross_entropy_with_logits(neg,
                                                      torch.zeros_like(neg)))

@@ -16,7 +16,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-__all__ = ['CSRAdjacency', 'csr_adjacency', 'NeighborOverlap',
+__all__ = ['CSRAdjacency', 'csr_adjacency', 'as_csr_adjacency',
+           'drop_entries', 'NeighborOverlap',
            'neighbor_overlap', 'pool_neighbors', 'cn_score', 'aa_score',
            'ra_score']
 
@@ -50,6 +51,47 @@ def csr_adjacency(edge_index: Tensor, num_nodes: int) -> CSRAdjacency:
                          device=edge_index.device)
     rowptr[1:] = torch.bincount(row, minlength=num_nodes).cumsum(0)
     return CSRAdjacency(rowptr, col, num_nodes)
+
+
+def as_csr_adjacency(graph, num_nodes: int) -> CSRAdjacency:
+    r"""The :class:`CSRAdjacency` of a graph given as an ``edge_index``, a
+    ``torch.sparse`` CSR / COO adjacency, or a :class:`CSRAdjacency`."""
+    if isinstance(graph, CSRAdjacency):
+        return graph
+    if not isinstance(graph, Tensor):
+        raise TypeError(f"Expected an edge_index, a torch.sparse adjacency "
+                        f"or a CSRAdjacency, got {type(graph).__name__}")
+    if graph.layout == torch.sparse_csr:
+        if graph.size(0) != num_nodes:
+            raise ValueError(f"The adjacency has {graph.size(0)} rows, "
+                             f"expected {num_nodes}")
+        rowptr, col = graph.crow_indices(), graph.col_indices()
+        # CSR tensors built by PyG are sorted and duplicate-free; check.
+        key = torch.repeat_interleave(
+            torch.arange(num_nodes, device=col.device), rowptr.diff()) \
+            * num_nodes + col
+        if key.numel() > 1 and not bool((key.diff() > 0).all()):
+            return csr_adjacency(torch.stack([key // num_nodes, col]),
+                                 num_nodes)
+        return CSRAdjacency(rowptr.long(), col.long(), num_nodes)
+    if graph.layout == torch.sparse_coo:
+        return csr_adjacency(graph.coalesce().indices(), num_nodes)
+    return csr_adjacency(graph, num_nodes)
+
+
+def drop_entries(adj: CSRAdjacency, p: float,
+                 generator: torch.Generator | None = None) -> CSRAdjacency:
+    r"""Keeps each stored entry with probability :math:`1 - p` (edge dropout
+    on the directed entries)."""
+    if p <= 0.0:
+        return adj
+    keep = torch.rand(adj.col.numel(), generator=generator,
+                      device=adj.col.device) >= p
+    row = torch.repeat_interleave(
+        torch.arange(adj.num_nodes, device=adj.col.device), adj.degree)
+    rowptr = torch.zeros_like(adj.rowptr)
+    rowptr[1:] = torch.bincount(row[keep], minlength=adj.num_nodes).cumsum(0)
+    return CSRAdjacency(rowptr, adj.col[keep], adj.num_nodes)
 
 
 def _gather_rows(adj: CSRAdjacency, nodes: Tensor) -> tuple[Tensor, Tensor]:
