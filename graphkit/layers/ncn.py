@@ -103,7 +103,7 @@ class NCNPredictor(Module):
         r"""Logits of the pairs ``pairs`` :obj:`[2, B]`."""
         _check_pairs(pairs, h.size(0))
         src, dst = pairs
-        ov = neighbor_overlap(adj, src, dst)
+        ov = neighbor_overlap(adj, src, dst, one_sided=False)
         hp = self.pooled_states(h)
         pooled = pool_neighbors(hp, *ov.common, ov.num_pairs)
         return self.combine(h, src, dst, pooled)
@@ -150,7 +150,7 @@ class NCNCPredictor(NCNPredictor):
 
     def _score(self, h: Tensor, hp: Tensor, adj: CSRAdjacency, src: Tensor,
                dst: Tensor, order: int) -> Tensor:
-        ov = neighbor_overlap(adj, src, dst)
+        ov = neighbor_overlap(adj, src, dst, one_sided=order > 0)
         pooled = pool_neighbors(hp, *ov.common, ov.num_pairs)
         if order > 0:
             (bi, ui), (bj, uj) = ov.only_src, ov.only_dst

@@ -99,11 +99,14 @@ def _gather_rows(adj: CSRAdjacency, nodes: Tensor) -> tuple[Tensor, Tensor]:
     by pair, neighbours sorted within each pair."""
     start = adj.rowptr[nodes]
     deg = adj.rowptr[nodes + 1] - start
+    total = int(deg.sum())
     pair = torch.repeat_interleave(torch.arange(nodes.numel(),
-                                                device=nodes.device), deg)
-    first = torch.cumsum(deg, 0) - deg
-    pos = torch.arange(pair.numel(), device=nodes.device) - first[pair] + \
-        start[pair]
+                                                device=nodes.device), deg,
+                                   output_size=total)
+    # position of entry k of row b: start[b] + (k - first[b])
+    shift = torch.repeat_interleave(start - (torch.cumsum(deg, 0) - deg),
+                                    deg, output_size=total)
+    pos = shift.add_(torch.arange(total, device=nodes.device))
     return pair, adj.col[pos]
 
 
@@ -126,15 +129,21 @@ class NeighborOverlap(NamedTuple):
 
 
 def neighbor_overlap(adj: CSRAdjacency, src: Tensor, dst: Tensor,
-                     max_entries: int = 1 << 24) -> NeighborOverlap:
+                     max_entries: int = 1 << 24, one_sided: bool = True,
+                     bitmap_bytes: int = 1 << 26) -> NeighborOverlap:
     r"""Common and one-sided neighbour sets of the pairs
     ``(src[b], dst[b])``.
 
-    Rows :math:`N(i)` and :math:`N(j)` are gathered from the CSR arrays and
-    encoded as sorted keys :math:`b N + u`; membership is a binary search
-    of one key list in the other. Cost
-    :math:`O((\sum_b d_{i_b} + d_{j_b}) \log d)`; pairs are processed in
-    chunks of at most ``max_entries`` gathered entries.
+    Rows :math:`N(i)` and :math:`N(j)` are gathered from the CSR arrays as
+    keys :math:`b N + u`. Membership of one row's keys in the other's is a
+    lookup in a :math:`B 	imes N` bitmap of the chunk when it fits in
+    ``bitmap_bytes`` (:math:`O(d)` per pair), and a binary search of sorted
+    keys otherwise (:math:`O(d \log d)`). Pairs are processed in chunks of
+    at most ``max_entries`` gathered entries, so memory stays bounded.
+
+    Args:
+        one_sided (bool): also return :math:`N(i) \setminus N(j)` and
+            :math:`N(j) \setminus N(i)` (empty lists otherwise).
     """
     if src.shape != dst.shape or src.dim() != 1:
         raise ValueError(f"src and dst must be 1-D of equal length, got "
@@ -144,25 +153,44 @@ def neighbor_overlap(adj: CSRAdjacency, src: Tensor, dst: Tensor,
     parts: list[list[Tensor]] = [[] for _ in range(6)]
     start = 0
     bounds = torch.cumsum(cost, 0)
+    max_pairs = max(bitmap_bytes // max(n, 1), 0)
+    mark = (torch.zeros(min(max_pairs, src.numel()) * n, dtype=torch.bool,
+                        device=src.device) if max_pairs >= 64 else None)
     while start < src.numel():
         # the largest chunk from `start` within the budget (at least 1 pair)
         base = int(bounds[start - 1]) if start else 0
         stop = int(torch.searchsorted(bounds, base + max_entries,
                                       right=True))
         stop = max(stop, start + 1)
+        if mark is not None:
+            stop = min(stop, start + max_pairs)
         s, d = src[start:stop], dst[start:stop]
         ps, us = _gather_rows(adj, s)
         pd, ud = _gather_rows(adj, d)
         ks, kd = ps * n + us, pd * n + ud
-        in_d, in_s = _member(ks, kd), _member(kd, ks)
-        pieces = ((ps[in_d], us[in_d]), (ps[~in_d], us[~in_d]),
-                  (pd[~in_s], ud[~in_s]))
-        for k, (p, u) in enumerate(pieces):
-            parts[2 * k].append(p + start)
-            parts[2 * k + 1].append(u)
+        if mark is not None:
+            mark[kd] = True
+            in_d = mark[ks]
+            mark[kd] = False
+            if one_sided:
+                mark[ks] = True
+                in_s = mark[kd]
+                mark[ks] = False
+        else:
+            in_d = _member(ks, kd)
+            in_s = _member(kd, ks) if one_sided else None
+        parts[0].append(ps[in_d] + start)
+        parts[1].append(us[in_d])
+        if one_sided:
+            out_d, out_s = ~in_d, ~in_s
+            parts[2].append(ps[out_d] + start)
+            parts[3].append(us[out_d])
+            parts[4].append(pd[out_s] + start)
+            parts[5].append(ud[out_s])
         start = stop
     empty = src.new_zeros(0)
-    cat = [torch.cat(p) if p else empty for p in parts]
+    cat = [(p[0] if len(p) == 1 else torch.cat(p)) if p else empty
+           for p in parts]
     return NeighborOverlap((cat[0], cat[1]), (cat[2], cat[3]),
                            (cat[4], cat[5]), src.numel())
 
@@ -171,23 +199,35 @@ def pool_neighbors(h: Tensor, pair: Tensor, node: Tensor, num_pairs: int,
                    weight: Tensor | None = None) -> Tensor:
     r""":math:`\sum_{u} w_{bu} \mathbf{h}_u` per pair :math:`b` over the
     ``(pair, node)`` list (weights 1 when ``weight`` is :obj:`None`);
-    differentiable in ``h`` and ``weight``."""
-    msg = h.index_select(0, node)
-    if weight is not None:
-        msg = msg * weight.unsqueeze(-1)
-    return h.new_zeros(num_pairs, h.size(-1)).index_add_(0, pair, msg)
+    differentiable in ``h`` and ``weight``.
+
+    Fixed weights go through one sparse-dense product
+    :math:`S\mathbf{H}` with :math:`S \in \mathbb{R}^{B \times N}`, which
+    never materialises the per-entry messages (memory :math:`O(BF)`
+    instead of :math:`O(|S| F)`); learnable weights use a gather and an
+    index-add."""
+    if weight is not None and weight.requires_grad:
+        msg = h.index_select(0, node) * weight.unsqueeze(-1)
+        return h.new_zeros(num_pairs, h.size(-1)).index_add_(0, pair, msg)
+    if pair.numel() == 0:
+        return h.new_zeros(num_pairs, h.size(-1))
+    values = (torch.ones(pair.numel(), dtype=h.dtype, device=h.device)
+              if weight is None else weight.to(h.dtype))
+    mat = torch.sparse_coo_tensor(torch.stack([pair, node]), values,
+                                  (num_pairs, h.size(0)))
+    return torch.sparse.mm(mat, h)
 
 
 def cn_score(adj: CSRAdjacency, src: Tensor, dst: Tensor) -> Tensor:
     r"""Common-neighbour count :math:`|N(i) \cap N(j)|`."""
-    ov = neighbor_overlap(adj, src, dst)
+    ov = neighbor_overlap(adj, src, dst, one_sided=False)
     return torch.bincount(ov.common[0], minlength=ov.num_pairs).float()
 
 
 def aa_score(adj: CSRAdjacency, src: Tensor, dst: Tensor) -> Tensor:
     r"""Adamic-Adar :math:`\sum_{u \in N(i) \cap N(j)} 1 / \log d_u`
     (nodes of degree 1 contribute 0, as their log is 0)."""
-    ov = neighbor_overlap(adj, src, dst)
+    ov = neighbor_overlap(adj, src, dst, one_sided=False)
     deg = adj.degree.float()[ov.common[1]]
     w = torch.where(deg > 1, 1.0 / torch.log(deg.clamp_min(2.0)),
                     torch.zeros_like(deg))
@@ -196,7 +236,7 @@ def aa_score(adj: CSRAdjacency, src: Tensor, dst: Tensor) -> Tensor:
 
 def ra_score(adj: CSRAdjacency, src: Tensor, dst: Tensor) -> Tensor:
     r"""Resource allocation :math:`\sum_{u \in N(i) \cap N(j)} 1 / d_u`."""
-    ov = neighbor_overlap(adj, src, dst)
+    ov = neighbor_overlap(adj, src, dst, one_sided=False)
     deg = adj.degree.float()[ov.common[1]]
     return torch.zeros(ov.num_pairs).index_add_(0, ov.common[0], 1.0 / deg)
 

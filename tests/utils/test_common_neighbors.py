@@ -29,7 +29,8 @@ def _sets(idx, num_pairs, n):
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
 @pytest.mark.parametrize('max_entries', [1 << 24, 7])
-def test_overlap_matches_dense_reference(seed, max_entries):
+@pytest.mark.parametrize('bitmap_bytes', [1 << 26, 0])   # bitmap / search
+def test_overlap_matches_dense_reference(seed, max_entries, bitmap_bytes):
     a = _graph(seed)
     n = a.size(0)
     adj = csr_adjacency(a.nonzero().t(), n)
@@ -37,11 +38,16 @@ def test_overlap_matches_dense_reference(seed, max_entries):
     src = torch.randint(0, n, (40, ), generator=g)
     dst = torch.randint(0, n, (40, ), generator=g)
     src[0], dst[0] = n - 1, 0           # isolated endpoint
-    ov = neighbor_overlap(adj, src, dst, max_entries=max_entries)
+    ov = neighbor_overlap(adj, src, dst, max_entries=max_entries,
+                          bitmap_bytes=bitmap_bytes)
     ai, aj = a[src], a[dst]
     assert torch.equal(_sets(ov.common, 40, n), ai * aj)
     assert torch.equal(_sets(ov.only_src, 40, n), ai * (1 - aj))
     assert torch.equal(_sets(ov.only_dst, 40, n), aj * (1 - ai))
+    common = neighbor_overlap(adj, src, dst, max_entries=max_entries,
+                              bitmap_bytes=bitmap_bytes, one_sided=False)
+    assert torch.equal(_sets(common.common, 40, n), ai * aj)
+    assert common.only_src[0].numel() == 0
     # counts equal (A A)_ij
     assert torch.equal(cn_score(adj, src, dst), (a @ a)[src, dst])
 

@@ -1,0 +1,178 @@
+r"""NCN / NCNC link prediction: training-epoch time, inference time and peak
+memory against a GAE with the same encoder and width, the cost of the
+common-neighbour operator against the ``torch.sparse`` COO product, and the
+count heuristics CN / AA / RA as scores on the same split.
+
+    python benchmarks/ncn.py [--datasets cora citeseer] [--epochs 3]
+    python benchmarks/ncn.py --datasets ogbl-ddi --max-steps 2
+
+Every model uses its ``<model>-<dataset>`` preset (the reference
+hyperparameters, target-link removal, batch size) on the seed-0 split and
+runs in a fresh subprocess, so peak memories do not mix. The GAE baseline
+is the preset's encoder with PyG-style Hadamard-MLP decoding (no common
+neighbours) and the same training loop. ``--max-steps`` caps the batches
+timed per epoch (the epoch time is extrapolated from them), for graphs
+where a CPU epoch takes minutes.
+"""
+import argparse
+import statistics
+import time
+
+import torch
+from common import measure, peak_mb, reset_peak
+
+# The official code's times on the same kind of machine (research notes).
+OFFICIAL = {('ncn', 'cora'): (0.66, 0.08), ('ncnc', 'cora'): (1.43, 0.77)}
+
+
+def _setup(dataset, model_name):
+    from graphkit import data as gdata
+    from graphkit import models
+    from graphkit.pipelines import get_preset
+    from graphkit.pipelines.tasks import make_task
+    cfg = get_preset(f'ncn-{dataset}' if model_name == 'gae'
+                     else f'{model_name}-{dataset}')
+    bundle = gdata.load(dataset, task='link')
+    task = make_task(bundle, batch_size=cfg.train.batch_size,
+                     eval_batch_size=cfg.train.eval_batch_size,
+                     target_link_removal=cfg.train.target_link_removal)
+    task.setup(bundle.split_for_run(0, 0))
+    hp = cfg.model.hparams()
+    if model_name == 'gae':
+        hp = dict(hp, decoder='mlp', decoder_layers=3)
+        model = models.build(hp.pop('encoder'), task='link',
+                             **task.model_dims(), **hp)
+    else:
+        model = models.build(model_name, task='link', **task.model_dims(),
+                             **hp)
+    from graphkit.pipelines.strategies.base import Strategy
+    groups = Strategy.param_groups(model, cfg.optim.lr, cfg.optim.decoder_lr)
+    opt = torch.optim.Adam(groups, lr=cfg.optim.lr)
+    return task, model, opt
+
+
+def _run(dataset, model_name, epochs, max_steps, queue):
+    torch.manual_seed(0)
+    task, model, opt = _setup(dataset, model_name)
+    base = reset_peak()
+    times, steps_done, total_steps = [], 0, 0
+    for epoch in range(epochs + 1):   # epoch 0 warms up
+        model.train()
+        batches = list(task.train_batches(
+            torch.Generator().manual_seed(epoch)))
+        total_steps = len(batches)
+        if max_steps:
+            batches = batches[:max_steps]
+        t0 = time.perf_counter()
+        for idx in batches:
+            opt.zero_grad()
+            loss = task.loss(model, idx)
+            loss.backward()
+            opt.step()
+        if epoch:
+            times.append((time.perf_counter() - t0) * total_steps /
+                         len(batches))
+            steps_done += len(batches)
+    train_peak = peak_mb() - base
+    t0 = time.perf_counter()
+    scores = task.evaluate(model) if not max_steps else {}
+    infer = time.perf_counter() - t0 if not max_steps else float('nan')
+    queue.put(dict(epoch=statistics.median(times), infer=infer,
+                   peak=train_peak, steps=total_steps,
+                   test=scores.get('test', float('nan'))))
+
+
+def _cn_operator(dataset, repeats=3):
+    r"""Common neighbours of the test pairs: CSR gathers + sorted-key
+    intersection against the sparse COO product (Si * Sj)."""
+    from graphkit import data as gdata
+    from graphkit.utils.common_neighbors import csr_adjacency, \
+        neighbor_overlap
+    b = gdata.load(dataset, task='link')
+    split = b.split_for_run(0, 0)
+    n = b.data.num_nodes
+    pairs = torch.cat([split.test_pos, split.test_neg], 1)
+    ei = split.edge_index
+    adj = csr_adjacency(ei, n)
+    coo = torch.sparse_coo_tensor(ei, torch.ones(ei.size(1)),
+                                  (n, n)).coalesce()
+
+    def ours():
+        return neighbor_overlap(adj, pairs[0], pairs[1]).common[0].numel()
+
+    def coo_product():
+        si = torch.index_select(coo, 0, pairs[0])
+        sj = torch.index_select(coo, 0, pairs[1])
+        prod = (si * sj).coalesce()
+        return int((prod.values() != 0).sum())
+
+    assert ours() == coo_product()
+    out = {}
+    for name, fn in (('csr', ours), ('coo', coo_product)):
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        out[name] = min(ts)
+    return out, pairs.size(1)
+
+
+def _heuristics(dataset):
+    from graphkit import data as gdata
+    from graphkit.pipelines import metrics as M
+    from graphkit.utils.common_neighbors import (aa_score, cn_score,
+                                                 csr_adjacency, ra_score)
+    b = gdata.load(dataset, task='link')
+    split = b.split_for_run(0, 0)
+    adj = csr_adjacency(split.edge_index, b.data.num_nodes)
+    out = {}
+    for name, fn in (('CN', cn_score), ('AA', aa_score), ('RA', ra_score)):
+        pos = fn(adj, *split.test_pos)
+        neg = fn(adj, *split.test_neg)
+        out[name] = M.compute(b.metric, pos=pos, neg=neg)
+    return out, b.metric
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--datasets', nargs='+', default=['cora'])
+    parser.add_argument('--models', nargs='+',
+                        default=['gae', 'ncn', 'ncnc'])
+    parser.add_argument('--epochs', type=int, default=3)
+    parser.add_argument('--max-steps', type=int, default=0)
+    parser.add_argument('--timeout', type=float, default=3600)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for ds in args.datasets:
+        print(f"\n## {ds}\n")
+        print("| model | s/epoch | vs GAE | inference s | peak MB (train) "
+              "| test after warm-up | official s/epoch, inference s |")
+        print("|---|---|---|---|---|---|---|")
+        base = None
+        for m in args.models:
+            r = measure(_run, (ds, m, args.epochs, args.max_steps),
+                        args.timeout)
+            if r is None:
+                print(f"| {m} | failed or timed out | | | | | |")
+                continue
+            base = r['epoch'] if m == 'gae' else base
+            ratio = f"{r['epoch'] / base:.2f}x" if base else '-'
+            off = OFFICIAL.get((m, ds))
+            off = f"{off[0]} / {off[1]}" if off else '-'
+            print(f"| {m} | {r['epoch']:.3f} ({r['steps']} steps) | {ratio} "
+                  f"| {r['infer']:.3f} | {r['peak']:.0f} | {r['test']:.4f} "
+                  f"| {off} |")
+        if ds.startswith('ogbl-'):
+            continue
+        (t, npairs) = _cn_operator(ds)
+        print(f"\nCommon neighbours of {npairs} test pairs: CSR gathers "
+              f"{t['csr'] * 1e3:.1f} ms, sparse COO product "
+              f"{t['coo'] * 1e3:.1f} ms ({t['coo'] / t['csr']:.1f}x)")
+        scores, metric = _heuristics(ds)
+        print("Heuristics (test " + metric + "): " + ', '.join(
+            f"{k} {v * 100:.2f}" for k, v in scores.items()))
+
+
+if __name__ == '__main__':
+    main()
