@@ -126,14 +126,22 @@ class NCNCPredictor(NCNPredictor):
     inner logit :math:`s` (scale :math:`\gamma`, offset :math:`o`, prior
     :math:`\pi`, cap :math:`\alpha`).
 
+    With ``use_xlin``, the reference implementation scores the candidate
+    links on the already updated states :math:`\mathbf{h}' = \mathbf{h} +
+    \mathrm{MLP}(\mathbf{h})` (its published calibration constants were
+    tuned that way); ``nested_states=True`` (default) does the same, and
+    ``False`` scores them on :math:`\mathbf{h}` like the outer pair.
+
     Args:
         order (int): completion order :math:`k \ge 1`.
         prob_scale, prob_offset, prior, alpha (float): the calibration.
+        nested_states (bool): score candidates on :math:`\mathbf{h}'`.
         **kwargs: :class:`NCNPredictor` arguments.
     """
     def __init__(self, channels: int, order: int = 1, prob_scale: float = 1.0,
                  prob_offset: float = 0.0, prior: float = 0.5,
-                 alpha: float = 1.0, **kwargs) -> None:
+                 alpha: float = 1.0, nested_states: bool = True,
+                 **kwargs) -> None:
         super().__init__(channels, **kwargs)
         if order < 1:
             raise ValueError(f"NCNC needs completion order >= 1, got "
@@ -143,6 +151,7 @@ class NCNCPredictor(NCNPredictor):
         self.order = order
         self.prob_scale, self.prob_offset = prob_scale, prob_offset
         self.log_prior, self.alpha = math.log(prior), alpha
+        self.nested_states = nested_states
 
     def completion_probability(self, logits: Tensor) -> Tensor:
         return self.alpha * torch.sigmoid(
@@ -157,7 +166,11 @@ class NCNCPredictor(NCNPredictor):
             with torch.no_grad():
                 # u is a neighbour of i only: is (j, u) a missing link?
                 # Both candidate lists are scored in one call.
-                cand = self._score(h, hp, adj, torch.cat([dst[bi], src[bj]]),
+                h_in, hp_in = ((hp, self.pooled_states(hp))
+                               if self.nested_states and self.xlin is not None
+                               else (h, hp))
+                cand = self._score(h_in, hp_in, adj,
+                                   torch.cat([dst[bi], src[bj]]),
                                    torch.cat([ui, uj]), order - 1) \
                     if bi.numel() + bj.numel() else h.new_zeros(0)
                 prob = self.completion_probability(cand)

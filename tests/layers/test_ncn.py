@@ -38,24 +38,29 @@ def test_ncnc_with_zero_completion_is_ncn():
     assert not torch.allclose(ncnc(h, adj, pairs), ncn(h, adj, pairs))
 
 
-def test_ncnc_completion_matches_dense_weights():
+@pytest.mark.parametrize('xlin,nested', [(False, True), (True, True),
+                                          (True, False)])
+def test_ncnc_completion_matches_dense_weights(xlin, nested):
     torch.manual_seed(0)
     a, adj = _graph(2)
     h = torch.randn(10, 6)
     pred = NCNCPredictor(6, order=1, prob_scale=2.0, prob_offset=0.5,
-                         prior=0.3, alpha=0.8).eval()
+                         prior=0.3, alpha=0.8, use_xlin=xlin,
+                         nested_states=nested).eval()
     pairs = torch.tensor([[0, 3], [5, 7]])
-    ncn = NCNPredictor(6).eval()
+    ncn = NCNPredictor(6, use_xlin=xlin).eval()
     ncn.load_state_dict(pred.state_dict())
+    # candidates are scored on h' = h + MLP(h) in the nested form
+    h_in = pred.pooled_states(h) if nested else h
     ref = []
     for i, j in pairs.t().tolist():
         w = a[i] * a[j]
         for u in range(10):
             if a[i, u] and not a[j, u]:
-                s = ncn(h, adj, torch.tensor([[j], [u]]))
+                s = ncn(h_in, adj, torch.tensor([[j], [u]]))
                 w[u] = pred.completion_probability(s)
             elif a[j, u] and not a[i, u]:
-                s = ncn(h, adj, torch.tensor([[i], [u]]))
+                s = ncn(h_in, adj, torch.tensor([[i], [u]]))
                 w[u] = pred.completion_probability(s)
         ref.append(pred.combine(h, torch.tensor([i]), torch.tensor([j]),
                                 (w @ pred.pooled_states(h))[None]))
