@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--encoder', default=None,
                      help='registered encoder inside a wrapper model, e.g. '
                           'the encoder of ncn / ncnc')
+    run.add_argument('--backbone', dest='encoder', default=None,
+                     help='the strong expert of mowst / mowst-star (same '
+                          'setting as --encoder)')
     run.add_argument('--preset', default=None, help='named preset')
     run.add_argument('--split', default=None,
                      help='public | geom-gcn | random | ogb')
@@ -137,12 +140,34 @@ def baseline_config(cfg, model: str):
     return base
 
 
+def encoder_baseline_config(cfg):
+    r"""The config that trains ``cfg``'s encoder (e.g. Mowst's strong
+    expert) alone with the same model settings, optimiser, data, splits,
+    seeds and epochs; its outputs go to ``<out>/baseline-<encoder>``."""
+    import copy
+    from pathlib import Path
+
+    from graphkit.pipelines.loop import _default_out
+    name = cfg.model.encoder or 'gcn'
+    base = copy.deepcopy(cfg)
+    base.model.name, base.model.encoder = name, None
+    base.train.strategy, base.preset = None, None
+    out = Path(cfg.out) if cfg.out else _default_out(cfg)
+    base.out = str(out / f'baseline-{name}')
+    return base
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    from graphkit.models import resolve
     from graphkit.pipelines import fit
     from graphkit.pipelines import results as R
     cfg = config_from_args(args)
     baselines = [baseline_config(cfg, name) for name in args.baseline]
-    summary = fit(cfg, resume=args.resume)
+    if resolve(cfg.model.name).compare_encoder and not args.baseline:
+        baselines.append(encoder_baseline_config(cfg))
+    confidences: dict = {}
+    callbacks = [_confidence_keeper(confidences)] if args.plot else []
+    summary = fit(cfg, resume=args.resume, callbacks=callbacks)
     summaries = [summary] + [fit(b, resume=args.resume) for b in baselines]
     print(R.markdown_table(summaries))
     extra = R.extra_table(summaries)
@@ -157,7 +182,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
         path = R.plot_history(summary.records, out / 'curves.png',
                               summary.metric)
         print(f'curves: {path}')
+        if confidences:
+            path = R.plot_confidence(
+                confidences, out / 'confidence.png',
+                f'{cfg.model.name} ({cfg.model.encoder or "gcn"}) on '
+                f'{cfg.data.name}, selected epoch')
+            print(f'confidence distribution: {path}')
     return 0
+
+
+def _confidence_keeper(store: dict):
+    r"""A fit callback keeping, per run, the weak-expert confidences of the
+    test nodes at the selected (best-validation) epoch of mixture-of-expert
+    models."""
+    def keep(run, epoch, metrics, trainer):
+        model = trainer.model
+        best = trainer.best or {}
+        if not hasattr(model, 'experts') or best.get('epoch') != epoch:
+            return
+        out = trainer.task.predict(model, call=model.experts)
+        mask = trainer.task.masks['test'].to(out.confidence.device)
+        store[run] = out.confidence[mask].cpu()
+    return keep
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:

@@ -36,6 +36,9 @@ class ModelEntry:
     tasks: tuple[str, ...]
     description: str = ''
     pre_transform: Callable[..., Any] | None = None
+    # Report the model named by its ``encoder`` hyperparameter, trained
+    # alone, beside it (e.g. Mowst against its strong expert).
+    compare_encoder: bool = False
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -44,7 +47,8 @@ _REGISTRY: dict[str, ModelEntry] = {}
 def register(name: str, *, kind: str = 'encoder',
              tasks: tuple[str, ...] = ('node', 'link', 'graph'),
              description: str = '',
-             pre_transform: Callable[..., Any] | None = None) -> Callable:
+             pre_transform: Callable[..., Any] | None = None,
+             compare_encoder: bool = False) -> Callable:
     r"""Decorator that registers a builder under ``name``.
 
     Args:
@@ -55,6 +59,9 @@ def register(name: str, *, kind: str = 'encoder',
             hyperparameters, the transform its data needs (e.g. a simplicial
             lift); the pipeline applies it as the dataset's
             ``pre_transform``, so the result is cached.
+        compare_encoder (bool): the CLI also trains the model named by the
+            ``encoder`` hyperparameter alone, on the same splits and seeds,
+            and reports both.
     """
     if kind not in ('encoder', 'model'):
         raise ValueError(f"kind must be 'encoder' or 'model', got '{kind}'")
@@ -65,7 +72,8 @@ def register(name: str, *, kind: str = 'encoder',
             raise ValueError(f"Model '{key}' is already registered")
         _REGISTRY[key] = ModelEntry(key, fn, kind, tuple(tasks),
                                     description or (fn.__doc__ or '').strip()
-                                    .split('\n')[0], pre_transform)
+                                    .split('\n')[0], pre_transform,
+                                    compare_encoder)
         return fn
 
     return wrap

@@ -86,6 +86,15 @@ class ModelConfig:
     prob_offset: float = 3.0
     prob_prior: float = 0.5
     prob_cap: float = 1.0
+    # Mowst: the confidence gate (width, layers, dropout, node features as
+    # extra input, gradient through the dispersion) and the evaluation rule
+    # ('expectation' or 'sample').
+    gate_hidden: int = 16
+    gate_layers: int = 2
+    gate_dropout: float = 0.0
+    gate_features: bool = False
+    dispersion_grad: bool = False
+    inference: str = 'expectation'
 
     def hparams(self) -> dict[str, Any]:
         r"""Keyword arguments for :func:`graphkit.models.build` (everything
@@ -128,7 +137,11 @@ class TrainConfig:
     batch_size: int | None = None
     eval_batch_size: int = 65536
     num_neighbors: tuple[int, ...] = (10, 10)
-    strategy: str = 'backprop'
+    # None: the model's own (``model.default_strategy``), else backprop.
+    strategy: str | None = None
+    # Mowst: strong-expert-only epochs first, then turns of this many epochs.
+    mowst_pretrain_epochs: int = 0
+    mowst_turn_epochs: int = 1
     # Recommendation: weight of the L2 penalty on the batch's layer-0
     # embeddings (None: the task's default, 1e-4).
     embedding_reg: float | None = None

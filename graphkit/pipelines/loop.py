@@ -108,6 +108,15 @@ def _environment() -> dict[str, Any]:
 _MAIN_SCORES = ('valid', 'test', 'train', 'valid_loss', 'epoch')
 
 
+def strategy_options(cfg: RunConfig, name: str) -> dict[str, Any]:
+    r"""The ``train.<strategy>_<option>`` fields of ``cfg`` that belong to
+    strategy ``name``, as keyword arguments (e.g. ``mowst_turn_epochs`` ->
+    ``turn_epochs``)."""
+    prefix = name.replace('-', '_') + '_'
+    return {k[len(prefix):]: v for k, v in asdict(cfg.train).items()
+            if k.startswith(prefix)}
+
+
 class Trainer:
     r"""Trains one run; its :meth:`state_dict` resumes it exactly."""
 
@@ -122,9 +131,10 @@ class Trainer:
         hparams = cfg.model.hparams()
         self.model = models.build(cfg.model.name, task=task.kind,
                                   **dims, **hparams).to(device)
-        optim = asdict(cfg.optim)
-        self.strategy = resolve_strategy(cfg.train.strategy)(self.model,
-                                                             **optim)
+        name = (cfg.train.strategy
+                or getattr(self.model, 'default_strategy', 'backprop'))
+        self.strategy = resolve_strategy(name)(
+            self.model, **asdict(cfg.optim), **strategy_options(cfg, name))
         self.epoch = 0
         self.best: dict[str, Any] | None = None
         self.bad_evals = 0
@@ -177,6 +187,7 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         gen = gloaders.epoch_generator(self.seed, epoch)
+        self.strategy.begin_epoch(epoch)
         losses = []
         for batch in self.task.train_batches(gen):
             try:

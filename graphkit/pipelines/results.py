@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 __all__ = ['RunResult', 'Summary', 'append_record', 'read_records',
-           'summarize', 'markdown_table', 'plot_history']
+           'summarize', 'markdown_table', 'plot_history', 'plot_confidence']
 
 
 @dataclass
@@ -125,7 +125,10 @@ def extra_table(summaries: Sequence[Summary], prefix: str = 'test_') -> str:
     for s in summaries:
         cells = []
         for k in keys:
-            mean, std = s.extra.get(k, (float('nan'), float('nan')))
+            if k not in s.extra:
+                cells.append('-')
+                continue
+            mean, std = s.extra[k]
             cells.append(f'{mean:.4f} ± {std:.4f}')
         rows.append(f'| {s.model} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(rows)
@@ -167,6 +170,36 @@ def plot_history(records: Sequence[RunResult], path: str | os.PathLike,
     ax2.set_ylabel(f'validation {metric}')
     if len(records) <= 10:
         ax1.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_confidence(confidences: dict[int, Any], path: str | os.PathLike,
+                    title: str = '') -> Path:
+    r"""Histogram of per-node confidences :math:`C_v \in [0, 1]` (e.g.
+    Mowst's weak expert on the test nodes at the selected epoch), one
+    outline per run, to a PNG."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise ImportError("Plotting needs matplotlib: pip install "
+                          "'graphkit[plot]'") from e
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    bins = [i / 20 for i in range(21)]
+    for run, c in sorted(confidences.items()):
+        ax.hist([float(v) for v in c], bins=bins, histtype='step',
+                label=f'run {run}')
+    ax.set_xlabel('confidence C of the weak expert')
+    ax.set_ylabel('test nodes')
+    if title:
+        ax.set_title(title, fontsize=9)
+    if len(confidences) <= 10:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)

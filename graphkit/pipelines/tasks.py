@@ -128,35 +128,48 @@ class NodeTask(Task):
                                            self.num_neighbors, shuffle=True,
                                            generator=generator)
 
-    def loss(self, model, batch) -> Tensor:
+    def train_outputs(self, model, batch, call=None) -> tuple[Any, Tensor]:
+        r"""``call(x, edge_index, ...)`` (the model by default) on the
+        training targets of ``batch``: its output restricted to them (a
+        tensor, or a tuple of per-node tensors with a ``select`` method
+        such as Mowst's expert outputs) and their labels."""
+        call = model if call is None else call
         if batch is None:
-            out = model(self.data.x, self.data.edge_index,
-                        **self.graph_inputs(model, self.data))
+            out = call(self.data.x, self.data.edge_index,
+                       **self.graph_inputs(model, self.data))
             m = self.masks['train']
-            return self._criterion(out[m], self.data.y[m])
+            return _select(out, m), self.data.y[m]
         batch = batch.to(self.device)
-        out = model(batch.x, batch.edge_index,
-                    **self.graph_inputs(model, batch))[:batch.batch_size]
-        return self._criterion(out, batch.y[:batch.batch_size])
+        out = call(batch.x, batch.edge_index,
+                   **self.graph_inputs(model, batch))
+        return (_select(out, slice(0, batch.batch_size)),
+                batch.y[:batch.batch_size])
+
+    def loss(self, model, batch) -> Tensor:
+        return self._criterion(*self.train_outputs(model, batch))
 
     @torch.no_grad()
-    def predict(self, model: Module) -> Tensor:
-        r"""Logits of every node (full-batch, or layer-exact mini-batches
-        over all neighbours)."""
+    def predict(self, model: Module, call=None) -> Any:
+        r"""``call`` (the model by default) on every node, full-batch or in
+        layer-exact mini-batches over all neighbours, in eval mode."""
         model.eval()
+        call = model if call is None else call
         if not self.batch_size:
-            return model(self.data.x, self.data.edge_index,
-                         **self.graph_inputs(model, self.data))
+            return call(self.data.x, self.data.edge_index,
+                        **self.graph_inputs(model, self.data))
         loader = loaders.neighbor_loader(
             self.data, None, self.eval_batch_size,
             [-1] * len(self.num_neighbors), shuffle=False)
         outs = []
         for batch in loader:
             batch = batch.to(self.device)
-            outs.append(model(batch.x, batch.edge_index,
-                              **self.graph_inputs(model, batch))
-                        [:batch.batch_size].cpu())
-        return torch.cat(outs)
+            out = call(batch.x, batch.edge_index,
+                       **self.graph_inputs(model, batch))
+            outs.append(_select(out, slice(0, batch.batch_size)))
+        if isinstance(outs[0], Tensor):
+            return torch.cat([o.cpu() for o in outs])
+        return type(outs[0])(*(torch.cat([o[i].cpu() for o in outs])
+                               for i in range(len(outs[0]))))
 
     def score(self, out: Tensor, which: str) -> float:
         m = self.masks[which].to(out.device)
@@ -179,7 +192,16 @@ class NodeTask(Task):
         m = self.masks['valid'].to(out.device)
         res = {k: self.score(out, k) for k in ('train', 'valid', 'test')}
         res['valid_loss'] = float(self._criterion(out[m], y[m]))
+        if hasattr(model, 'diagnostics'):
+            # model-specific scores (e.g. Mowst: which expert decides)
+            res.update(model.diagnostics(self))
         return res
+
+
+def _select(out: Any, index: Any) -> Any:
+    if isinstance(out, Tensor):
+        return out[index]
+    return out.select(index)
 
 
 # ----------------------------------------------------------------------------

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from graphkit.pipelines.strategies.backprop import Backprop, NonFiniteLossError
 from graphkit.pipelines.strategies.base import Strategy, build_optimizer
+from graphkit.pipelines.strategies.mowst import MowstStrategy
 
-__all__ = ['Strategy', 'Backprop', 'NonFiniteLossError', 'build_optimizer',
+__all__ = ['Strategy', 'Backprop', 'MowstStrategy', 'NonFiniteLossError',
+           'build_optimizer',
            'STRATEGIES', 'resolve_strategy']
 
-STRATEGIES: dict[str, type[Strategy]] = {'backprop': Backprop}
+STRATEGIES: dict[str, type[Strategy]] = {'backprop': Backprop,
+                                         'mowst': MowstStrategy}
 
 
 def resolve_strategy(name: str) -> type[Strategy]:

@@ -72,6 +72,12 @@ class Strategy(ABC):
             out.append(group)
         return out
 
+    def begin_epoch(self, epoch: int) -> None:
+        r"""Called by the loop before the batches of ``epoch`` (1-based);
+        strategies with a schedule (e.g. alternating experts) record it.
+        The default keeps no schedule."""
+        return None
+
     @abstractmethod
     def step(self, task, batch: Any) -> dict[str, float]:
         r"""Trains on one batch and returns metrics such as ``loss``."""
