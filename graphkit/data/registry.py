@@ -678,7 +678,8 @@ def load(name: str, root: str | Path | None = None,
          ratios: Sequence[float] | None = None,
          normalize_features: bool = False,
          options: dict | None = None,
-         pre_transform: Any = None) -> DatasetBundle:
+         pre_transform: Any = None,
+         undirected: bool = False) -> DatasetBundle:
     r"""Loads a dataset by name and returns a :class:`DatasetBundle`.
 
     Args:
@@ -703,6 +704,10 @@ def load(name: str, root: str | Path | None = None,
             processed and cached with it (PyG's ``pre_transform``), e.g.
             :class:`~graphkit.transforms.FlowerPetalLift`. A cache built
             with a different ``pre_transform`` is rebuilt.
+        undirected (bool): add the reverse of every edge of a node-level
+            graph (the Geom-GCN WebKB / Wikipedia / Actor files are
+            directed; most baselines are reported on their symmetrised
+            form).
     """
     spec = get_spec(name)
     task = task or spec.task
@@ -734,6 +739,10 @@ def load(name: str, root: str | Path | None = None,
     bundle = spec.build(spec.name, root=root_path, split=split, seed=seed,
                         task=task, ratios=ratios, options=options,
                         dataset_kwargs=dataset_kwargs)
+    if undirected and bundle.task == 'node':
+        from torch_geometric.utils import to_undirected
+        bundle.data.edge_index = to_undirected(bundle.data.edge_index,
+                                               num_nodes=bundle.data.num_nodes)
     if normalize_features and bundle.task in ('node', 'link'):
         from torch_geometric.transforms import NormalizeFeatures
         if bundle.data.x is not None:

@@ -29,6 +29,7 @@ class DataConfig:
     mirror: str | None = None
     ratios: tuple[float, ...] | None = None
     normalize_features: bool = False
+    undirected: bool = False
     metric: str | None = None
 
 

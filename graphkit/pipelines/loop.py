@@ -311,6 +311,7 @@ def fit(cfg: RunConfig, *, resume: bool = False,
                             task=dc.task or _model_task(cfg, dc.name),
                             ratios=dc.ratios,
                             normalize_features=dc.normalize_features,
+                            undirected=dc.undirected,
                             pre_transform=models.pre_transform_for(
                                 cfg.model.name, **cfg.model.hparams()))
     task_options = {}
