@@ -159,7 +159,6 @@ def test_mowst_through_the_pipeline(tmp_path, name, batch):
 
 
 def test_cli_reports_the_backbone_alone_and_plots(tmp_path, capsys):
-    pytest.importorskip('matplotlib')
     code = main(['run', '--model', 'mowst', '--backbone', 'sage',
                  '--dataset', 'karate', '--epochs', '6', '--runs', '2',
                  '--out', str(tmp_path), '--no-progress', '--plot',
