@@ -75,6 +75,11 @@ class ConfidenceGate(Module):
 
     def forward(self, weak_logits: Tensor, x: Tensor | None = None
                 ) -> Tensor:
+        r""":math:`C_v`; see :meth:`logit` for :math:`\sigma^{-1}(C_v)`."""
+        return torch.sigmoid(self.logit(weak_logits, x))
+
+    def logit(self, weak_logits: Tensor, x: Tensor | None = None
+              ) -> Tensor:
         if self.dispersion_grad:
             feats = dispersion(weak_logits)
         else:
@@ -85,18 +90,31 @@ class ConfidenceGate(Module):
                 raise ValueError(f"The gate expects node features of width "
                                  f"{self.in_channels}")
             feats = torch.cat([feats, x], dim=-1)
-        return torch.sigmoid(self.mlp(feats)).view(-1)
+        return self.mlp(feats).view(-1)
 
 
 class ExpertOutputs(NamedTuple):
-    r"""Logits of the weak and strong experts and the confidence."""
+    r"""Logits of the weak and strong experts, the confidence :math:`C` and
+    its logit :math:`\sigma^{-1}(C)` (:math:`\pm\infty` for a forced 0 or
+    1), from which :math:`\log C` and :math:`\log(1 - C)` are taken
+    without saturation."""
     weak: Tensor
     strong: Tensor
     confidence: Tensor
+    confidence_logit: Tensor
+
+    @classmethod
+    def from_logit(cls, weak: Tensor, strong: Tensor,
+                   logit: Tensor) -> 'ExpertOutputs':
+        return cls(weak, strong, torch.sigmoid(logit), logit)
+
+    @classmethod
+    def from_confidence(cls, weak: Tensor, strong: Tensor,
+                        c: Tensor) -> 'ExpertOutputs':
+        return cls(weak, strong, c, torch.log(c) - torch.log1p(-c))
 
     def select(self, index) -> 'ExpertOutputs':
-        return ExpertOutputs(self.weak[index], self.strong[index],
-                             self.confidence[index])
+        return ExpertOutputs(*(t[index] for t in self))
 
 
 def mowst_loss(out: ExpertOutputs, y: Tensor) -> Tensor:
@@ -112,9 +130,12 @@ def mowst_loss(out: ExpertOutputs, y: Tensor) -> Tensor:
 def mixture_log_probs(out: ExpertOutputs) -> Tensor:
     r""":math:`\log\big(C\,\mathbf{p} + (1 - C)\,\mathbf{p}'\big)`, the
     expected prediction (Mowst's deterministic inference, and Mowst*'s
-    output in training and evaluation alike). Computed with a log-sum-exp,
-    so :math:`C \in \{0, 1\}` is exact."""
-    c = out.confidence.unsqueeze(-1)
-    a = torch.log(c) + F.log_softmax(out.weak, dim=-1)
-    b = torch.log1p(-c) + F.log_softmax(out.strong, dim=-1)
+    output in training and evaluation alike). Computed with a log-sum-exp
+    from the confidence logit, so :math:`C \in \{0, 1\}` is exact and
+    saturated gates keep finite gradients."""
+    t = out.confidence_logit.unsqueeze(-1)
+    # log C = -softplus(-t), log(1 - C) = -softplus(t): finite gradients
+    # even where the sigmoid saturates
+    a = F.log_softmax(out.weak, dim=-1) - F.softplus(-t)
+    b = F.log_softmax(out.strong, dim=-1) - F.softplus(t)
     return torch.logaddexp(a, b)

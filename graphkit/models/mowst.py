@@ -85,9 +85,9 @@ class Mowst(Module):
         zs = self.strong(x, edge_index, **kwargs)
         if self.force_confidence is not None:
             c = zw.new_full((zw.size(0), ), float(self.force_confidence))
-        else:
-            c = self.gate(zw, x if self.gate.in_channels else None)
-        return ExpertOutputs(zw, zs, c)
+            return ExpertOutputs.from_confidence(zw, zs, c)
+        t = self.gate.logit(zw, x if self.gate.in_channels else None)
+        return ExpertOutputs.from_logit(zw, zs, t)
 
     def forward(self, x: Tensor, edge_index: Any, **kwargs: Any) -> Tensor:
         out = self.experts(x, edge_index, **kwargs)

@@ -47,7 +47,7 @@ def test_loss_on_five_node_toy_by_hand():
         ps = math.exp(s_[t]) / sum(math.exp(a) for a in s_)
         cv = float(c[v])
         total += cv * -math.log(pw) + (1 - cv) * -math.log(ps)
-    out = ExpertOutputs(zw, zs, c)
+    out = ExpertOutputs.from_confidence(zw, zs, c)
     assert float(mowst_loss(out, y)) == pytest.approx(total / 5, rel=1e-6)
     # Mowst*: one loss on the mixture; Jensen gives L >= L*
     star = F.nll_loss(mixture_log_probs(out), y)
@@ -55,6 +55,11 @@ def test_loss_on_five_node_toy_by_hand():
     assert float(star) == pytest.approx(
         float(-mix[torch.arange(5), y].log().mean()), rel=1e-6)
     assert float(mowst_loss(out, y)) >= float(star)
+    # a saturated gate keeps finite gradients through the mixture
+    t = torch.tensor([40.0, -40.0, 0.0, 200.0, -200.0], requires_grad=True)
+    sat = ExpertOutputs.from_logit(zw, zs, t)
+    F.nll_loss(mixture_log_probs(sat), y).backward()
+    assert bool(torch.isfinite(t.grad).all())
 
 
 def _model(star=False, **kw):

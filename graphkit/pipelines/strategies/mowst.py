@@ -85,18 +85,18 @@ class MowstStrategy(Strategy):
             weak_turn = phase == 'weak'
 
             def call(x, edge_index, **kw):
+                feats = x if model.gate.in_channels else None
                 if weak_turn:
                     with torch.no_grad():
                         zs = model.strong(x, edge_index, **kw)
                     zw = model.weak(x)
-                    c = model.gate(zw, x if model.gate.in_channels else None)
+                    t = model.gate.logit(zw, feats)
                 else:
                     zs = model.strong(x, edge_index, **kw)
                     with torch.no_grad():
                         zw = model.weak(x)
-                        c = model.gate(zw, x if model.gate.in_channels
-                                       else None)
-                return ExpertOutputs(zw, zs, c)
+                        t = model.gate.logit(zw, feats)
+                return ExpertOutputs.from_logit(zw, zs, t)
 
             out, y = task.train_outputs(model, batch, call)
             loss = mowst_loss(out, y)
