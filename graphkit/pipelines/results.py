@@ -146,10 +146,9 @@ def markdown_table(summaries: Sequence[Summary]) -> str:
     return '\n'.join(rows)
 
 
-def plot_history(records: Sequence[RunResult], path: str | os.PathLike,
-                 metric: str = 'metric') -> Path:
-    r"""Plots training loss and validation score per epoch for each run to
-    a PNG (needs matplotlib: ``pip install graphkit[plot]``)."""
+def _pyplot():
+    r"""matplotlib's pyplot on the file-only Agg backend, or a clear error
+    naming the extra to install."""
     try:
         import matplotlib
         matplotlib.use('Agg')
@@ -157,6 +156,24 @@ def plot_history(records: Sequence[RunResult], path: str | os.PathLike,
     except ImportError as e:
         raise ImportError("Plotting needs matplotlib: pip install "
                           "'graphkit[plot]'") from e
+    return plt
+
+
+def _save(plt, fig, path, legend_ax=None) -> Path:
+    if legend_ax is not None:
+        legend_ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_history(records: Sequence[RunResult], path: str | os.PathLike,
+                 metric: str = 'metric') -> Path:
+    r"""Plots training loss and validation score per epoch for each run to
+    a PNG (needs matplotlib: ``pip install graphkit[plot]``)."""
+    plt = _pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
     for r in records:
         ep = [h['epoch'] for h in r.history if 'loss' in h]
@@ -168,13 +185,7 @@ def plot_history(records: Sequence[RunResult], path: str | os.PathLike,
     ax1.set_ylabel('training loss')
     ax2.set_xlabel('epoch')
     ax2.set_ylabel(f'validation {metric}')
-    if len(records) <= 10:
-        ax1.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, ax1 if len(records) <= 10 else None)
 
 
 def plot_confidence(confidences: dict[int, Any], path: str | os.PathLike,
@@ -182,13 +193,7 @@ def plot_confidence(confidences: dict[int, Any], path: str | os.PathLike,
     r"""Histogram of per-node confidences :math:`C_v \in [0, 1]` (e.g.
     Mowst's weak expert on the test nodes at the selected epoch), one
     outline per run, to a PNG."""
-    try:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        raise ImportError("Plotting needs matplotlib: pip install "
-                          "'graphkit[plot]'") from e
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     bins = [i / 20 for i in range(21)]
     for run, c in sorted(confidences.items()):
@@ -198,10 +203,4 @@ def plot_confidence(confidences: dict[int, Any], path: str | os.PathLike,
     ax.set_ylabel('test nodes')
     if title:
         ax.set_title(title, fontsize=9)
-    if len(confidences) <= 10:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, ax if len(confidences) <= 10 else None)
