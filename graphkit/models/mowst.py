@@ -79,14 +79,29 @@ class Mowst(Module):
     def strong_parameters(self) -> list:
         return list(self.strong.parameters())
 
-    def experts(self, x: Tensor, edge_index: Any, **kwargs: Any
-                ) -> ExpertOutputs:
-        zw = self.weak(x)
-        zs = self.strong(x, edge_index, **kwargs)
-        if self.force_confidence is not None:
-            c = zw.new_full((zw.size(0), ), float(self.force_confidence))
+    def experts(self, x: Tensor, edge_index: Any,
+                frozen: str | None = None, **kwargs: Any) -> ExpertOutputs:
+        r"""Both experts' logits and the confidence. ``frozen='weak'``
+        computes the weak expert and the gate without gradient (the strong
+        expert's turn), ``frozen='strong'`` the strong expert (the weak
+        turn)."""
+        if frozen not in (None, 'weak', 'strong'):
+            raise ValueError(f"frozen must be None, 'weak' or 'strong', got "
+                             f"'{frozen}'")
+        with torch.set_grad_enabled(torch.is_grad_enabled()
+                                    and frozen != 'weak'):
+            zw = self.weak(x)
+            if self.force_confidence is not None:
+                c = zw.new_full((zw.size(0), ),
+                                float(self.force_confidence))
+                t = None
+            else:
+                t = self.gate.logit(zw, x if self.gate.in_channels else None)
+        with torch.set_grad_enabled(torch.is_grad_enabled()
+                                    and frozen != 'strong'):
+            zs = self.strong(x, edge_index, **kwargs)
+        if t is None:
             return ExpertOutputs.from_confidence(zw, zs, c)
-        t = self.gate.logit(zw, x if self.gate.in_channels else None)
         return ExpertOutputs.from_logit(zw, zs, t)
 
     def forward(self, x: Tensor, edge_index: Any, **kwargs: Any) -> Tensor:

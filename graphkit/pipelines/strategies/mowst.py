@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn import Module
 
-from graphkit.layers.mowst import ExpertOutputs, mowst_loss
+from graphkit.layers.mowst import mowst_loss
 from graphkit.pipelines.strategies.backprop import NonFiniteLossError
 from graphkit.pipelines.strategies.base import Strategy, build_optimizer
 
@@ -83,20 +83,10 @@ class MowstStrategy(Strategy):
             opt, params = self.strong_opt, model.strong_parameters()
         else:
             weak_turn = phase == 'weak'
+            frozen = 'strong' if weak_turn else 'weak'
 
             def call(x, edge_index, **kw):
-                feats = x if model.gate.in_channels else None
-                if weak_turn:
-                    with torch.no_grad():
-                        zs = model.strong(x, edge_index, **kw)
-                    zw = model.weak(x)
-                    t = model.gate.logit(zw, feats)
-                else:
-                    zs = model.strong(x, edge_index, **kw)
-                    with torch.no_grad():
-                        zw = model.weak(x)
-                        t = model.gate.logit(zw, feats)
-                return ExpertOutputs.from_logit(zw, zs, t)
+                return model.experts(x, edge_index, frozen=frozen, **kw)
 
             out, y = task.train_outputs(model, batch, call)
             loss = mowst_loss(out, y)
