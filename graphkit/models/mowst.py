@@ -58,6 +58,9 @@ class Mowst(Module):
         self.inference = inference
         self.force_confidence = force_confidence
         self.sample_seed = 0
+        # 'strong' or 'weak': forward() returns that expert alone (used
+        # while one expert is pretrained); None: the mixture
+        self.expert_only: str | None = None
         self._last_eval: tuple[int, ExpertOutputs] | None = None
 
     @property
@@ -105,6 +108,13 @@ class Mowst(Module):
         return ExpertOutputs.from_logit(zw, zs, t)
 
     def forward(self, x: Tensor, edge_index: Any, **kwargs: Any) -> Tensor:
+        if self.expert_only == 'strong':
+            return self.strong(x, edge_index, **kwargs).log_softmax(-1)
+        if self.expert_only == 'weak':
+            return self.weak(x).log_softmax(-1)
+        if self.expert_only is not None:
+            raise ValueError(f"expert_only must be None, 'weak' or "
+                             f"'strong', got '{self.expert_only}'")
         out = self.experts(x, edge_index, **kwargs)
         # the last full evaluation pass, reused by diagnostics()
         self._last_eval = (None if self.training or torch.is_grad_enabled()

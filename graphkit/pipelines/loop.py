@@ -218,14 +218,19 @@ class Trainer:
             if epoch % tc.eval_every == 0 or epoch == tc.epochs:
                 scores = self.task.evaluate(self.model)
                 entry.update(scores)
-                if self._improved(scores):
+                # (not selectable: e.g. a Mowst expert's pretraining)
+                if self.strategy.selectable and self._improved(scores):
                     self.best = dict(scores, epoch=epoch)
                     self.bad_evals = 0
-                else:
+                elif self.strategy.selectable:
                     self.bad_evals += 1
                 stop = self._should_stop(scores['valid_loss'])
                 bar.set_postfix(loss=f"{entry['loss']:.4f}",
                                 valid=f"{scores['valid']:.4f}")
+            else:
+                scores = None
+            # the strategy may restore or roll back weights, or finish
+            stop = self.strategy.end_epoch(epoch, scores) or stop
             self.history.append(entry)
             self.epoch = epoch
             self.elapsed = time.perf_counter() - start

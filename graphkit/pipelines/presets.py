@@ -333,9 +333,13 @@ for _name in _NCN:
 # the 10 fixed Geom-GCN splits (one run per split), row-normalised features,
 # the graphs symmetrised,
 # weak MLP and strong GNN of the same shape (2 layers of 64, dropout 0.5),
-# Adam lr 0.01, weight decay 5e-4, 400 epochs, the test score at the best
-# validation accuracy. Mowst pretrains the strong expert for 100 epochs
-# (the reference scripts' pretrain_model2), then alternates 50-epoch turns.
+# Adam lr 0.01, weight decay 5e-4, at most 1500 epochs with patience 200,
+# the test score at the best validation accuracy. Mowst pretrains the strong
+# expert (the reference scripts' pretrain_model2), then alternates turns, as
+# the reference does: each phase stops after 50 evaluations without a better
+# validation accuracy (pretraining at most 400 epochs, a turn at most 200),
+# keeps its best weights, and a turn that does not beat the turns before it
+# is rolled back; 3 rounds without an accepted turn end the run.
 # The strong expert is GCN unless --backbone names another encoder; the CLI
 # trains that backbone alone with the same settings beside it.
 _MOWST_DATASETS = ('cora', 'citeseer', 'chameleon', 'squirrel', 'actor',
@@ -350,12 +354,16 @@ def _mowst_preset(model: str, dataset: str) -> Callable[[], RunConfig]:
             model=ModelConfig(name=model, encoder='gcn', hidden_channels=64,
                               num_layers=2, dropout=0.5),
             optim=OptimConfig(lr=0.01, weight_decay=5e-4),
-            train=TrainConfig(epochs=400, mowst_pretrain_epochs=100,
-                              mowst_turn_epochs=50, checkpoint_every=50))
+            train=TrainConfig(epochs=1500, patience=200,
+                              mowst_pretrain_epochs=400,
+                              mowst_turn_epochs=200, mowst_turn_patience=50,
+                              mowst_big_patience=3, checkpoint_every=50))
     make.__doc__ = (f"{model} on {dataset} (10 Geom-GCN splits): 2 layers "
-                    f"of 64 per expert, lr 0.01, wd 5e-4, 400 epochs" +
-                    (", 100 strong-expert epochs then 50-epoch turns"
-                     if model == 'mowst' else ''))
+                    f"of 64 per expert, lr 0.01, wd 5e-4, at most 1500 "
+                    f"epochs, patience 200" +
+                    ("; strong expert pretrained, then validated turns "
+                     "with rollback (patience 50)" if model == 'mowst'
+                     else ''))
     return make
 
 

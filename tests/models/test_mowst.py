@@ -145,6 +145,72 @@ def test_frozen_expert_does_not_change_in_each_phase():
         MowstStrategy(_model(star=True))
 
 
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _equal_state(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_validated_turns_restore_best_and_roll_back():
+    data = tiny_graph()
+    model = _model()
+    task = _FullBatch(data)
+    s = MowstStrategy(model, lr=0.05, pretrain_epochs=5, turn_epochs=10,
+                      turn_patience=2, big_patience=1)
+
+    def epoch(e, valid):
+        s.begin_epoch(e)
+        s.step(task, None)
+        snap = _state(model)
+        return snap, s.end_epoch(e, {'valid': valid})
+
+    # pretraining: evaluated as the strong expert alone, never selectable
+    assert s.phase() == 'pretrain' and not s.selectable
+    assert model.expert_only == 'strong'
+    best_pre, _ = epoch(1, 0.6)
+    epoch(2, 0.5)
+    _, stop = epoch(3, 0.55)             # 2 evaluations without improvement
+    assert not stop and s.phase() == 'weak' and s.selectable
+    assert model.expert_only is None
+    assert _equal_state(_state(model), best_pre)      # best weights restored
+    # first weak turn: accepted, its best (second) epoch kept
+    epoch(4, 0.3)
+    best_weak, _ = epoch(5, 0.7)
+    epoch(6, 0.65)
+    epoch(7, 0.6)
+    assert s.phase() == 'strong'
+    assert _equal_state(_state(model), best_weak)
+    assert s.turns[-1] == {'phase': 'weak', 'epochs': 4, 'best_valid': 0.7,
+                           'accepted': True}
+    # strong turn below 0.7: rolled back to the accepted weak turn
+    epoch(8, 0.69)
+    epoch(9, 0.5)
+    _, stop = epoch(10, 0.5)
+    assert _equal_state(_state(model), best_weak)
+    assert not s.turns[-1]['accepted'] and s.phase() == 'weak'
+    assert not stop          # that round had an accepted (weak) turn
+    # a whole round without an accepted turn ends the run (big_patience=1)
+    for e, v in ((11, 0.1), (12, 0.1), (13, 0.1)):
+        _, stop = epoch(e, v)
+    assert not stop and s.phase() == 'strong'
+    for e, v in ((14, 0.2), (15, 0.2), (16, 0.2)):
+        _, stop = epoch(e, v)
+    assert stop and _equal_state(_state(model), best_weak)
+    # the schedule survives a checkpoint
+    clone = MowstStrategy(_model(), lr=0.05, pretrain_epochs=5,
+                          turn_epochs=10, turn_patience=2, big_patience=1)
+    clone.load_state_dict(s.state_dict())
+    assert clone.phase() == s.phase() and clone.turns == s.turns
+    assert clone.accepted == 0.7 and clone.bad_rounds == 1
+    # turns also end at turn_epochs without running out of patience
+    s2 = MowstStrategy(_model(), lr=0.05, turn_epochs=2, turn_patience=5)
+    s2.end_epoch(1, {'valid': 0.1})
+    s2.end_epoch(2, {'valid': 0.2})
+    assert s2.phase() == 'strong' and s2.turns[0]['epochs'] == 2
+
+
 @pytest.mark.parametrize('name,batch', [('mowst', None), ('mowst-star', None),
                                         ('mowst', 64)])
 def test_mowst_through_the_pipeline(tmp_path, name, batch):

@@ -78,6 +78,21 @@ class Strategy(ABC):
         The default keeps no schedule."""
         return None
 
+    @property
+    def selectable(self) -> bool:
+        r"""Whether the model evaluated now may become the run's selected
+        (best-validation) model. False during phases that train a part of
+        the model on its own, such as pretraining one expert."""
+        return True
+
+    def end_epoch(self, epoch: int,
+                  scores: dict[str, float] | None) -> bool:
+        r"""Called by the loop after ``epoch`` with its evaluation scores
+        (``None`` when the epoch was not evaluated). A strategy may restore
+        or roll back weights here; returning ``True`` ends the run. The
+        default does neither."""
+        return False
+
     @abstractmethod
     def step(self, task, batch: Any) -> dict[str, float]:
         r"""Trains on one batch and returns metrics such as ``loss``."""

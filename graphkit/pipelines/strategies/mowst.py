@@ -7,11 +7,25 @@ confidence gate) and the strong expert take turns on the same loss
     + (1 - C_v)\,\ell(\mathbf{p}'_v, y_v),
 
 each with its own optimiser, while the other expert is frozen (its output
-computed without gradient). Schedule: ``pretrain_epochs`` epochs of the
-strong expert alone on its own cross-entropy (the reference scripts'
-``pretrain_model2``), then turns of ``turn_epochs`` epochs, weak first.
-Turns are counted in epochs, so the schedule works the same for full-batch
-and neighbour-sampled mini-batch training.
+computed without gradient). The strong expert is first pretrained alone on
+its own cross-entropy (the reference scripts' ``pretrain_model2``), then the
+turns alternate, weak first.
+
+Two schedules:
+
+* fixed (``turn_patience=0``): ``pretrain_epochs`` epochs, then turns of
+  exactly ``turn_epochs`` epochs;
+* validated (``turn_patience > 0``, the reference's): pretraining and every
+  turn end after ``turn_patience`` evaluations without a better validation
+  score (or at ``pretrain_epochs`` / ``turn_epochs`` epochs), and the turn's
+  best weights are restored. A turn that does not beat the best validation
+  score before it is rolled back entirely, to the model it started from.
+  The run ends after ``big_patience`` rounds (a weak and a strong turn)
+  without an accepted turn.
+
+Epochs count the same for full-batch and neighbour-sampled training. While
+an expert is pretrained the model is evaluated as that expert alone and is
+not a candidate for the run's selected model.
 """
 from __future__ import annotations
 
@@ -19,6 +33,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from torch.nn import Module
 
 from graphkit.layers.mowst import mowst_loss
@@ -33,8 +48,14 @@ class MowstStrategy(Strategy):
 
     Args:
         model (Mowst): the mixture (``star=False``).
-        pretrain_epochs (int): strong-expert-only epochs first.
-        turn_epochs (int): epochs per turn afterwards.
+        pretrain_epochs (int): strong-expert-only epochs first (at most that
+            many when ``turn_patience`` is set).
+        turn_epochs (int): epochs per turn (at most that many when
+            ``turn_patience`` is set).
+        turn_patience (int): evaluations without improvement that end a
+            turn; 0 for fixed-length turns.
+        big_patience (int): rounds without an accepted turn that end the
+            run (validated schedule only; 0 never ends it).
         **kwargs: optimiser settings (one optimiser of that kind per expert).
     """
     name = 'mowst'
@@ -42,38 +63,133 @@ class MowstStrategy(Strategy):
     def __init__(self, model: Module, *, optimizer: str = 'adam',
                  lr: float = 0.01, weight_decay: float = 0.0,
                  grad_clip: float | None = None, pretrain_epochs: int = 0,
-                 turn_epochs: int = 1, **_: Any) -> None:
+                 turn_epochs: int = 1, turn_patience: int = 0,
+                 big_patience: int = 0, **_: Any) -> None:
         if not hasattr(model, 'experts') or getattr(model, 'star', True):
             raise ValueError("The 'mowst' strategy trains a Mowst model "
                              "(--model mowst); Mowst* (mowst-star) and other "
                              "models train with 'backprop'")
-        if turn_epochs < 1 or pretrain_epochs < 0:
-            raise ValueError(f"Need turn_epochs >= 1 and pretrain_epochs >= "
-                             f"0, got {turn_epochs} and {pretrain_epochs}")
+        if (turn_epochs < 1 or pretrain_epochs < 0 or turn_patience < 0
+                or big_patience < 0):
+            raise ValueError(f"Need turn_epochs >= 1 and pretrain_epochs, "
+                             f"turn_patience, big_patience >= 0, got "
+                             f"{turn_epochs}, {pretrain_epochs}, "
+                             f"{turn_patience} and {big_patience}")
         self.model = model
         self.grad_clip = grad_clip
         self.pretrain_epochs, self.turn_epochs = pretrain_epochs, turn_epochs
+        self.turn_patience, self.big_patience = turn_patience, big_patience
         self.weak_opt = build_optimizer(model.weak_parameters(), optimizer,
                                         lr, weight_decay)
         self.strong_opt = build_optimizer(model.strong_parameters(),
                                           optimizer, lr, weight_decay)
         self.optimizer = self.strong_opt
+        self.higher_is_better = True
         self.epoch = 1
+        # validated schedule: the current phase and its bookkeeping
+        self.current = 'pretrain' if pretrain_epochs else 'weak'
+        self.turn_len = 0          # epochs into the current phase
+        self.turn_bad = 0          # evaluations without improvement
+        self.turn_best: float | None = None
+        self.turn_state: dict[str, Tensor] | None = None
+        self.accepted: float | None = None   # best score of accepted turns
+        self.accepted_state: dict[str, Tensor] | None = None
+        self.bad_rounds = 0
+        self.round_improved = False
+        self.turns: list[dict[str, Any]] = []   # log of finished phases
+        self._route()
+
+    @property
+    def validated(self) -> bool:
+        return self.turn_patience > 0
+
+    def _route(self) -> None:
+        # while pretraining, evaluate the strong expert on its own
+        self.model.expert_only = ('strong' if self.phase() == 'pretrain'
+                                  else None)
 
     def begin_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        self._route()
+
+    @property
+    def selectable(self) -> bool:
+        return self.phase() != 'pretrain'
 
     def phase(self, epoch: int | None = None) -> str:
-        r"""``pretrain``, ``weak`` or ``strong`` for an epoch (1-based)."""
+        r"""``pretrain``, ``weak`` or ``strong``: of an epoch (1-based) on
+        the fixed schedule, or the current phase on the validated one."""
+        if self.validated:
+            return self.current
         e = (self.epoch if epoch is None else epoch) - 1
         if e < self.pretrain_epochs:
             return 'pretrain'
         turn = (e - self.pretrain_epochs) // self.turn_epochs
         return 'weak' if turn % 2 == 0 else 'strong'
 
+    # -- the validated schedule --------------------------------------------
+    def _snapshot(self) -> dict[str, Tensor]:
+        return {k: v.detach().clone()
+                for k, v in self.model.state_dict().items()}
+
+    def _better(self, a: float, b: float | None) -> bool:
+        return b is None or (a > b if self.higher_is_better else a < b)
+
+    def end_epoch(self, epoch: int,
+                  scores: dict[str, float] | None) -> bool:
+        if not self.validated:
+            return False
+        self.turn_len += 1
+        if scores is not None:
+            if self._better(scores['valid'], self.turn_best):
+                self.turn_best, self.turn_state = (scores['valid'],
+                                                   self._snapshot())
+                self.turn_bad = 0
+            else:
+                self.turn_bad += 1
+        limit = (self.pretrain_epochs if self.current == 'pretrain'
+                 else self.turn_epochs)
+        if self.turn_bad < self.turn_patience and self.turn_len < limit:
+            return False
+        return self._finish_phase()
+
+    def _finish_phase(self) -> bool:
+        phase, best = self.current, self.turn_best
+        if self.turn_state is not None:       # the phase's best weights
+            self.model.load_state_dict(self.turn_state)
+        if phase == 'pretrain':
+            accepted = True
+        else:
+            accepted = best is not None and self._better(best,
+                                                         self.accepted)
+            if accepted:
+                self.accepted = best
+                self.accepted_state = self.turn_state
+                self.round_improved = True
+            elif self.accepted_state is not None:  # roll back the turn
+                self.model.load_state_dict(self.accepted_state)
+        self.turns.append({'phase': phase, 'epochs': self.turn_len,
+                           'best_valid': (float('nan') if best is None
+                                          else best),
+                           'accepted': accepted})
+        self.turn_len, self.turn_bad = 0, 0
+        self.turn_best, self.turn_state = None, None
+        finished = False
+        if phase == 'strong':                  # a round ends
+            self.bad_rounds = 0 if self.round_improved else (
+                self.bad_rounds + 1)
+            self.round_improved = False
+            finished = bool(self.big_patience
+                            and self.bad_rounds >= self.big_patience)
+        self.current = 'strong' if phase == 'weak' else 'weak'
+        self._route()
+        return finished
+
+    # -- one step -----------------------------------------------------------
     def step(self, task, batch: Any) -> dict[str, float]:
         model = self.model
         model.train()
+        self.higher_is_better = getattr(task, 'higher_is_better', True)
         phase = self.phase()
         if phase == 'pretrain':
             def call(x, edge_index, **kw):
@@ -105,11 +221,20 @@ class MowstStrategy(Strategy):
         opt.step()
         return {'loss': float(loss.detach())}
 
+    _SCHEDULE = ('current', 'turn_len', 'turn_bad', 'turn_best',
+                 'turn_state', 'accepted', 'accepted_state', 'bad_rounds',
+                 'round_improved', 'turns', 'higher_is_better')
+
     def state_dict(self) -> dict[str, Any]:
-        return {'weak': self.weak_opt.state_dict(),
-                'strong': self.strong_opt.state_dict(), 'epoch': self.epoch}
+        state = {'weak': self.weak_opt.state_dict(),
+                 'strong': self.strong_opt.state_dict(), 'epoch': self.epoch}
+        state.update({k: getattr(self, k) for k in self._SCHEDULE})
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.weak_opt.load_state_dict(state['weak'])
         self.strong_opt.load_state_dict(state['strong'])
         self.epoch = state['epoch']
+        for k in self._SCHEDULE:
+            setattr(self, k, state[k])
+        self._route()
