@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--backbone', dest='encoder', default=None,
                      help='the strong expert of mowst / mowst-star (same '
                           'setting as --encoder)')
+    run.add_argument('--strategy', default=None,
+                     help='training strategy: backprop | forward-sf | mowst '
+                          '(default: the model\'s own, usually backprop)')
+    run.add_argument('--layers', type=int, default=None,
+                     help='number of layers (model.num_layers)')
     run.add_argument('--preset', default=None, help='named preset')
     run.add_argument('--split', default=None,
                      help='public | geom-gcn | random | ogb')
@@ -89,7 +94,9 @@ _FLAG_FIELDS = {'split': ('data', 'split'), 'runs': ('train', 'runs'),
                 'epochs': ('train', 'epochs'), 'seed': ('train', 'seed'),
                 'data_root': ('data', 'root'), 'mirror': ('data', 'mirror'),
                 'progress': ('train', 'progress'),
-                'encoder': ('model', 'encoder')}
+                'encoder': ('model', 'encoder'),
+                'strategy': ('train', 'strategy'),
+                'layers': ('model', 'num_layers')}
 
 
 def config_from_args(args: argparse.Namespace):

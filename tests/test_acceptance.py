@@ -89,14 +89,8 @@ def test_mowst_texas_against_its_backbone(require, data_root, tmp_path):
     cfg.out = str(tmp_path / 'mowst')
     mowst = fit(cfg)
     base = fit(encoder_baseline_config(cfg))
-    # With the strong expert pretrained (the preset) the gate follows the
-    # GCN: Mowst matches it.
-    assert mowst.test_mean >= base.test_mean - 0.03, (mowst.line(),
+    # Validated turns (the preset): on Texas the MLP beats the GCN (about
+    # 77% vs 63%) and the gate hands it most test nodes.
+    assert mowst.test_mean >= base.test_mean + 0.05, (mowst.line(),
                                                       base.line())
-    # Weak expert first: on Texas the MLP beats the GCN (about 77% vs 62%)
-    # and the gate hands it the nodes.
-    cfg.train.mowst_pretrain_epochs = 0
-    cfg.out = str(tmp_path / 'weak-first')
-    weak_first = fit(cfg)
-    assert weak_first.test_mean >= base.test_mean + 0.05, weak_first.line()
-    assert weak_first.extra['test_weak_share'][0] > 0.5
+    assert mowst.extra['test_weak_share'][0] > 0.5

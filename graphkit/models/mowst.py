@@ -154,6 +154,56 @@ class Mowst(Module):
                 'test_strong_acc': acc(o.strong, ~weak),
                 'test_confidence_mean': float(o.confidence.mean())}
 
+    def confidence(self, zw: Tensor, x: Tensor) -> Tensor:
+        r""":math:`C` from the weak expert's logits ``zw`` (and the node
+        features, when the gate reads them)."""
+        if self.force_confidence is not None:
+            return zw.new_full((zw.size(0), ), float(self.force_confidence))
+        return torch.sigmoid(
+            self.gate.logit(zw, x if self.gate.in_channels else None))
+
+    def task_predict(self, task) -> Tensor:
+        r"""Predictions for every node of a node task. With
+        ``inference='sample'`` and neighbour-sampled (mini-batch) inference,
+        Algorithm 1 runs conditionally: the weak expert and the gate see
+        every node (features only, no neighbours), and the strong expert
+        runs only on the nodes the weak expert does not keep, with their
+        receptive fields. It gives the same predictions as :meth:`sample`
+        on the full graph; ``last_strong_share`` records the share of nodes
+        the strong expert had to decide. Otherwise the task's usual
+        inference."""
+        if (self.star or self.inference != 'sample' or not task.batch_size
+                or self.expert_only is not None):
+            return task.predict(self, call=self)
+        from graphkit.data import loaders
+        self.eval()
+        data = task.data
+        device = next(self.parameters()).device
+        logp, conf = [], []
+        with torch.no_grad():
+            for chunk in torch.arange(data.num_nodes).split(
+                    task.eval_batch_size):
+                xb = data.x[chunk].to(device)
+                zw = self.weak(xb)
+                logp.append(zw.log_softmax(-1).cpu())
+                conf.append(self.confidence(zw, xb).cpu())
+            out, c = torch.cat(logp), torch.cat(conf)
+            g = torch.Generator(device='cpu').manual_seed(self.sample_seed)
+            rest = (c < torch.rand(c.size(0), generator=g)).nonzero().view(-1)
+            self.last_strong_share = rest.numel() / max(data.num_nodes, 1)
+            if rest.numel():
+                loader = loaders.neighbor_loader(
+                    data, rest, task.eval_batch_size,
+                    [-1] * len(task.num_neighbors), shuffle=False)
+                for batch in loader:
+                    bs = batch.batch_size
+                    batch = batch.to(device)
+                    zs = self.strong(batch.x, batch.edge_index,
+                                     **task.graph_inputs(self, batch))
+                    out[batch.n_id[:bs].cpu()] = (
+                        zs[:bs].log_softmax(-1).cpu().to(out.dtype))
+        return out
+
     def sample(self, out: ExpertOutputs, seed: int | None = None) -> Tensor:
         r"""Algorithm 1: per node, the weak expert's log-probabilities where
         :math:`C_v \ge q_v` and the strong expert's elsewhere."""

@@ -149,6 +149,14 @@ class TrainConfig:
     mowst_turn_epochs: int = 1
     mowst_turn_patience: int = 0
     mowst_big_patience: int = 0
+    # Forward learning (forward-* strategies): most epochs per layer (None:
+    # an equal share of ``epochs``), evaluations without improvement that
+    # end a layer, reuse of a frozen input's aggregation (GCN, SAGE), and
+    # the prototype temperature.
+    forward_layer_epochs: int | None = None
+    forward_patience: int = 100
+    forward_cache: bool = True
+    forward_tau: float = 1.0
     # Recommendation: weight of the L2 penalty on the batch's layer-0
     # embeddings (None: the task's default, 1e-4).
     embedding_reg: float | None = None

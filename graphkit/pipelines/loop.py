@@ -109,12 +109,19 @@ _MAIN_SCORES = ('valid', 'test', 'train', 'valid_loss', 'epoch')
 
 
 def strategy_options(cfg: RunConfig, name: str) -> dict[str, Any]:
-    r"""The ``train.<strategy>_<option>`` fields of ``cfg`` that belong to
+    r"""The ``train.<prefix>_<option>`` fields of ``cfg`` that belong to
     strategy ``name``, as keyword arguments (e.g. ``mowst_turn_epochs`` ->
-    ``turn_epochs``)."""
-    prefix = name.replace('-', '_') + '_'
-    return {k[len(prefix):]: v for k, v in asdict(cfg.train).items()
-            if k.startswith(prefix)}
+    ``turn_epochs``). The prefix is the strategy's ``option_prefix`` (a
+    family of strategies shares one, e.g. ``forward``), else its name.
+    Strategies with ``needs_epochs`` also get the run's ``epochs``."""
+    cls = resolve_strategy(name)
+    prefix = getattr(cls, 'option_prefix', None) or name
+    prefix = prefix.replace('-', '_') + '_'
+    opts = {k[len(prefix):]: v for k, v in asdict(cfg.train).items()
+            if k.startswith(prefix) and v is not None}
+    if getattr(cls, 'needs_epochs', False):
+        opts['epochs'] = cfg.train.epochs
+    return opts
 
 
 class Trainer:
@@ -129,10 +136,15 @@ class Trainer:
         task.setup(self.split)
         dims = task.model_dims()
         hparams = cfg.model.hparams()
-        self.model = models.build(cfg.model.name, task=task.kind,
-                                  **dims, **hparams).to(device)
-        name = (cfg.train.strategy
-                or getattr(self.model, 'default_strategy', 'backprop'))
+        name = cfg.train.strategy
+        if name:        # the strategy may shape the model (e.g. forward)
+            self.model = resolve_strategy(name).build_model(
+                cfg.model.name, task, dims, hparams,
+                **strategy_options(cfg, name)).to(device)
+        else:
+            self.model = models.build(cfg.model.name, task=task.kind,
+                                      **dims, **hparams).to(device)
+            name = getattr(self.model, 'default_strategy', 'backprop')
         self.strategy = resolve_strategy(name)(
             self.model, **asdict(cfg.optim), **strategy_options(cfg, name))
         self.epoch = 0

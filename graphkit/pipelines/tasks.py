@@ -151,7 +151,12 @@ class NodeTask(Task):
     @torch.no_grad()
     def predict(self, model: Module, call=None) -> Any:
         r"""``call`` (the model by default) on every node, full-batch or in
-        layer-exact mini-batches over all neighbours, in eval mode."""
+        layer-exact mini-batches over all neighbours, in eval mode. A model
+        with a ``task_predict(task)`` method does its own inference when
+        ``call`` is not given."""
+        if call is None and hasattr(model, 'task_predict'):
+            # model-specific inference (e.g. Mowst skipping its GNN)
+            return model.task_predict(self)
         model.eval()
         call = model if call is None else call
         if not self.batch_size:

@@ -211,6 +211,41 @@ def test_validated_turns_restore_best_and_roll_back():
     assert s2.phase() == 'strong' and s2.turns[0]['epochs'] == 2
 
 
+def test_minibatch_inference_skips_the_strong_expert():
+    from graphkit.data import load
+    from graphkit.pipelines.tasks import NodeTask
+    bundle = load('csbm')
+    task = NodeTask(bundle, batch_size=64, eval_batch_size=97,
+                    num_neighbors=(5, 5))
+    task.setup(bundle.split_for_run(0, 0))
+    torch.manual_seed(0)
+    model = build('mowst', 'node', in_channels=bundle.num_features,
+                  out_channels=bundle.num_classes, encoder='sage',
+                  hidden_channels=16, dropout=0.0, inference='sample')
+    model.eval()
+    data = bundle.data
+    with torch.no_grad():
+        full = model.sample(model.experts(data.x, data.edge_index))
+        conf = model.experts(data.x, data.edge_index).confidence
+    seen = []
+    model.strong.register_forward_hook(
+        lambda mod, args, out: seen.append(out.size(0)))
+    out = task.predict(model)                  # conditional, mini-batch
+    assert torch.allclose(out, full, atol=1e-5)
+    q = torch.rand(data.num_nodes,
+                   generator=torch.Generator().manual_seed(0))
+    share = float((conf < q).float().mean())
+    assert 0.0 < share < 1.0
+    assert model.last_strong_share == pytest.approx(share)
+    seen.clear()
+    model.force_confidence = 1.0     # the weak expert keeps every node
+    out = task.predict(model)
+    assert seen == [] and model.last_strong_share == 0.0
+    assert torch.allclose(out, model.weak(data.x).log_softmax(-1))
+    model.inference = 'expectation'  # the task's usual inference
+    assert torch.allclose(task.predict(model), out, atol=1e-5)
+
+
 @pytest.mark.parametrize('name,batch', [('mowst', None), ('mowst-star', None),
                                         ('mowst', 64)])
 def test_mowst_through_the_pipeline(tmp_path, name, batch):

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 from graphkit.pipelines.strategies.backprop import Backprop, NonFiniteLossError
 from graphkit.pipelines.strategies.base import Strategy, build_optimizer
+from graphkit.pipelines.strategies.forward import ForwardSF
 from graphkit.pipelines.strategies.mowst import MowstStrategy
 
-__all__ = ['Strategy', 'Backprop', 'MowstStrategy', 'NonFiniteLossError',
+__all__ = ['Strategy', 'Backprop', 'MowstStrategy', 'ForwardSF',
+           'NonFiniteLossError',
            'build_optimizer',
            'STRATEGIES', 'resolve_strategy']
 
 STRATEGIES: dict[str, type[Strategy]] = {'backprop': Backprop,
-                                         'mowst': MowstStrategy}
+                                         'mowst': MowstStrategy,
+                                         'forward-sf': ForwardSF}
 
 
 def resolve_strategy(name: str) -> type[Strategy]:

@@ -72,6 +72,16 @@ class Strategy(ABC):
             out.append(group)
         return out
 
+    @classmethod
+    def build_model(cls, name: str, task, dims: dict[str, Any],
+                    hparams: dict[str, Any], **options: Any) -> Module:
+        r"""Builds registered model ``name`` for ``task`` (``dims`` from
+        the data, ``hparams`` from the config). Strategies that train a
+        differently shaped model (e.g. layer-local learning) override it;
+        ``options`` are the strategy's own settings."""
+        from graphkit import models
+        return models.build(name, task=task.kind, **dims, **hparams)
+
     def begin_epoch(self, epoch: int) -> None:
         r"""Called by the loop before the batches of ``epoch`` (1-based);
         strategies with a schedule (e.g. alternating experts) record it.

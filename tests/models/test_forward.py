@@ -1,0 +1,224 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch_geometric.nn import GATConv, GCNConv, SAGEConv
+
+from graphkit.layers.forward import (add_class_virtual_nodes,
+                                     cached_propagation, ff_loss, goodness,
+                                     prototype_loss, row_normalize)
+from graphkit.models.forward import ForwardLearner
+from graphkit.pipelines import (DataConfig, ModelConfig, OptimConfig,
+                                RunConfig, TrainConfig, fit)
+from graphkit.pipelines.strategies import ForwardSF
+from graphkit.testing import permute_graph, tiny_graph
+from graphkit.testing.dense import dense_gcn_layer
+
+
+class _Task:
+    r"""A minimal full-batch node task on a tiny graph."""
+    kind = 'node'
+    higher_is_better = True
+
+    def __init__(self, data, train):
+        self.data = data
+        self.masks = {'train': train}
+
+
+def _learner(convs, data, classes=2, tau=1.0):
+    torch.manual_seed(0)
+    return ForwardLearner(torch.nn.ModuleList(convs), data.x.size(1),
+                          classes, tau=tau)
+
+
+def test_virtual_nodes_add_c_nodes_and_both_edge_directions():
+    data = tiny_graph()
+    virtual = torch.randn(3, 3)
+    nodes, classes = torch.tensor([0, 3, 4]), torch.tensor([0, 1, 2])
+    x, ei = add_class_virtual_nodes(data.x, data.edge_index, virtual, nodes,
+                                    classes)
+    assert x.shape == (6 + 3, 3) and torch.equal(x[6:], virtual)
+    assert torch.equal(ei[:, :data.edge_index.size(1)], data.edge_index)
+    extra = {tuple(e) for e in ei[:, data.edge_index.size(1):].t().tolist()}
+    assert ei.size(1) == data.edge_index.size(1) + 2 * 3
+    assert extra == {(0, 6), (6, 0), (3, 7), (7, 3), (4, 8), (8, 4)}
+    with pytest.raises(ValueError, match=r'classes must lie in \[0, 3\)'):
+        add_class_virtual_nodes(data.x, data.edge_index, virtual, nodes,
+                                torch.tensor([0, 1, 3]))
+    with pytest.raises(ValueError, match='virtual node features'):
+        add_class_virtual_nodes(data.x, data.edge_index, torch.randn(3, 2),
+                                nodes, classes)
+
+
+@pytest.mark.parametrize('make', [
+    lambda: GCNConv(3, 4),
+    lambda: GCNConv(3, 4, normalize=False),
+    lambda: GCNConv(3, 4, add_self_loops=False, bias=False),
+    lambda: SAGEConv(3, 4),
+    lambda: SAGEConv(3, 4, aggr='sum', normalize=True),
+    lambda: SAGEConv(3, 4, root_weight=False)])
+def test_cached_propagation_equals_the_layer(make):
+    torch.manual_seed(0)
+    conv = make()
+    data = tiny_graph()
+    x = torch.randn(6, 3)
+    ei = torch.cat([data.edge_index, torch.tensor([[0], [1]])], 1)  # dup
+    fn = cached_propagation(conv, x, ei)
+    assert fn is not None
+    assert torch.allclose(fn(), conv(x, ei), atol=1e-6)
+    # after a weight update the cache still gives the layer's output
+    with torch.no_grad():
+        for p in conv.parameters():
+            p.add_(0.1)
+    assert torch.allclose(fn(), conv(x, ei), atol=1e-6)
+    # not cacheable: attention depends on the weights
+    assert cached_propagation(GATConv(3, 4), x, ei) is None
+
+
+def test_layer_against_dense_reference_and_losses_by_hand():
+    data = tiny_graph()
+    conv = GCNConv(3, 4)
+    model = _learner([conv], data)
+    model.set_labels(torch.tensor([0, 4]), torch.tensor([0, 1]))
+    xa, ea = model.augment(data.x, data.edge_index)
+    h = model.layer(0, xa, ea)
+    ref = F.relu(dense_gcn_layer(row_normalize(xa), ea, conv.lin.weight,
+                                 conv.bias))
+    assert torch.allclose(h, ref, atol=1e-5)
+    # SF loss: softmax cross-entropy of <h_i, c_k>
+    logits = h[[0, 4]] @ h[6:].t()
+    manual = -(logits.log_softmax(-1)[[0, 1], [0, 1]]).mean()
+    assert torch.allclose(prototype_loss(h[[0, 4]], h[6:],
+                                         torch.tensor([0, 1])), manual)
+    # FF loss: BCE on the goodness minus theta
+    hp, hn = torch.randn(5, 4), torch.randn(5, 4)
+    g_pos, g_neg = (hp ** 2).sum(1) - 2.0, (hn ** 2).sum(1) - 2.0
+    manual = (-F.logsigmoid(g_pos).mean() - F.logsigmoid(-g_neg).mean())
+    assert torch.allclose(goodness(hp), (hp ** 2).sum(1))
+    assert torch.allclose(ff_loss(hp, [hn]), manual, atol=1e-6)
+
+
+def test_permutation_equivariance():
+    data = tiny_graph()
+    model = _learner([GCNConv(3, 8), SAGEConv(8, 8)], data)
+    train = torch.tensor([0, 1, 3, 4])
+    model.set_labels(train, data.y[train])
+    model.eval()
+    out = model(data.x, data.edge_index)
+    assert out.shape == (6, 2)
+    assert torch.allclose(out.exp().sum(-1), torch.ones(6), atol=1e-5)
+    perm = torch.randperm(6, generator=torch.Generator().manual_seed(3))
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(6)
+    pdata = permute_graph(data, perm)
+    model.set_labels(inv[train], data.y[train])
+    assert torch.allclose(model(pdata.x, pdata.edge_index), out[perm],
+                          atol=1e-5)
+
+
+def test_each_layer_learns_only_from_its_own_loss():
+    data = tiny_graph()
+    train = torch.tensor([True, True, False, True, True, False])
+    model = _learner([GCNConv(3, 8), GCNConv(8, 8), GCNConv(8, 8)], data)
+    strategy = ForwardSF(model, lr=0.01, epochs=30, patience=0, cache=False)
+    task = _Task(data, train)
+    strategy.current = 1
+    model.active.fill_(2)
+    # the layer below computes NaN from now on: had a gradient (or a
+    # value needing one) flowed into it, layer 1 would see NaN
+    strategy._prepare(task)
+    with torch.no_grad():
+        for p in model.convs[0].parameters():
+            p.fill_(float('nan'))
+    for p in model.parameters():
+        p.grad = None
+    before = [p.detach().clone() for p in model.convs[1].parameters()]
+    out = strategy.step(task, None)
+    assert torch.isfinite(torch.tensor(out['loss']))
+    assert all(p.grad is None for p in model.convs[0].parameters())
+    assert all(p.grad is None for p in model.convs[2].parameters())
+    grads = [p.grad.clone() for p in model.convs[1].parameters()]
+    assert all(torch.isfinite(g).all() for g in grads)
+    # the gradient is exactly that of layer 1's local loss on its input
+    h, ea, n, _ = strategy._input
+    with torch.no_grad():
+        for p, b in zip(model.convs[1].parameters(), before):
+            p.copy_(b)
+    local = F.relu(model.convs[1](h, ea))
+    nodes = train.nonzero().view(-1)
+    loss = prototype_loss(local[nodes], local[n:], data.y[nodes])
+    ref = torch.autograd.grad(loss, list(model.convs[1].parameters()))
+    assert all(torch.allclose(g, r, atol=1e-6) for g, r in zip(grads, ref))
+
+
+def test_cached_and_uncached_training_agree():
+    data = tiny_graph()
+    train = torch.tensor([True, True, False, True, True, False])
+    losses = {}
+    for cache in (True, False):
+        model = _learner([GCNConv(3, 8), SAGEConv(8, 8)], data)
+        s = ForwardSF(model, lr=0.05, epochs=8, patience=0, cache=cache)
+        task = _Task(data, train)
+        trace = []
+        for epoch in range(1, 9):
+            trace.append(s.step(task, None)['loss'])
+            s.end_epoch(epoch, None)
+        losses[cache] = torch.tensor(trace)
+    assert torch.allclose(losses[True], losses[False], atol=1e-5)
+
+
+def test_greedy_schedule_restores_best_and_finishes():
+    data = tiny_graph()
+    train = torch.tensor([True, True, False, True, True, False])
+    model = _learner([GCNConv(3, 8), GCNConv(8, 8)], data)
+    s = ForwardSF(model, lr=0.05, epochs=100, layer_epochs=10, patience=2)
+    task = _Task(data, train)
+    assert s.current == 0 and int(model.active) == 1 and not s.selectable
+    snaps = []
+    for epoch, valid in enumerate((0.5, 0.8, 0.7, 0.6), 1):
+        s.step(task, None)
+        snaps.append({k: v.clone()
+                      for k, v in model.convs[0].state_dict().items()})
+        done = s.end_epoch(epoch, {'valid': valid})
+    assert not done and s.current == 1 and int(model.active) == 2
+    assert s.selectable
+    assert all(torch.equal(v, snaps[1][k])
+               for k, v in model.convs[0].state_dict().items())
+    assert s.layers_log[0] == {'layer': 0, 'epochs': 4, 'best_valid': 0.8}
+    clone = ForwardSF(_learner([GCNConv(3, 8), GCNConv(8, 8)], data),
+                      layer_epochs=10, patience=2)
+    clone.load_state_dict(s.state_dict())
+    assert clone.current == 1 and int(clone.model.active) == 2
+    for epoch in range(5, 15):
+        s.step(task, None)
+        done = s.end_epoch(epoch, None)       # no evaluations: 10 epochs
+        if done:
+            break
+    assert done and epoch == 14 and len(s.layers_log) == 2
+
+
+def test_pipeline_cli_flags_and_determinism(tmp_path):
+    def run(out, strategy='forward-sf', model='gcn'):
+        cfg = RunConfig(
+            data=DataConfig(name='csbm'),
+            model=ModelConfig(name=model, hidden_channels=16, num_layers=2),
+            optim=OptimConfig(lr=0.01, weight_decay=5e-4),
+            train=TrainConfig(epochs=40, runs=1, strategy=strategy,
+                              forward_patience=5, progress=False),
+            out=str(tmp_path / out))
+        return fit(cfg)
+    a, b = run('a'), run('b')
+    assert a.test_mean == b.test_mean and a.test_mean > 0.7, a.line()
+    assert a.records[0].history == b.records[0].history
+    assert run('sage', model='sage').test_mean > 0.7
+    with pytest.raises(ValueError, match="has none"):
+        run('mlp', model='mlp')
+
+
+def test_errors():
+    data = tiny_graph()
+    with pytest.raises(TypeError, match='trains a ForwardLearner'):
+        ForwardSF(torch.nn.Linear(2, 2))
+    model = _learner([GCNConv(3, 8)], data)
+    s = ForwardSF(model)
+    with pytest.raises(ValueError, match='trains full-batch'):
+        s.step(_Task(data, torch.ones(6, dtype=torch.bool)), object())
