@@ -37,10 +37,16 @@ def measure(target, args, timeout):
     queue = ctx.Queue()
     proc = ctx.Process(target=target, args=(*args, queue))
     proc.start()
-    try:
-        result = queue.get(timeout=timeout)
-    except Exception:  # timed out (or the child failed)
-        result = None
+    import queue as queue_mod
+    import time
+    result, deadline = None, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = queue.get(timeout=1.0)
+            break
+        except queue_mod.Empty:
+            if not proc.is_alive():      # the child failed: no result
+                break
     proc.join(5)
     if proc.is_alive():
         proc.kill()

@@ -99,6 +99,11 @@ _FLAG_FIELDS = {'split': ('data', 'split'), 'runs': ('train', 'runs'),
                 'layers': ('model', 'num_layers')}
 
 
+def _has_preset(name: str) -> bool:
+    from graphkit.pipelines.presets import preset_names
+    return name.lower() in preset_names()
+
+
 def config_from_args(args: argparse.Namespace):
     r"""Turns parsed ``run`` flags into a :class:`RunConfig`."""
     from graphkit.pipelines import apply_overrides, default_config, get_preset
@@ -108,6 +113,11 @@ def config_from_args(args: argparse.Namespace):
             cfg.model.name = args.model
         if args.dataset:
             cfg.data.name = args.dataset
+    elif args.strategy and _has_preset(f'{args.strategy}-{args.dataset}'):
+        # a strategy's own protocol on this dataset (e.g. forward-sf-cora)
+        cfg = get_preset(f'{args.strategy}-{args.dataset}')
+        if args.model:
+            cfg.model.name = args.model
     else:
         cfg = default_config(args.model or 'gcn', args.dataset or 'cora')
     for flag, (section, name) in _FLAG_FIELDS.items():
@@ -164,6 +174,21 @@ def encoder_baseline_config(cfg):
     return base
 
 
+def backprop_baseline_config(cfg):
+    r"""The same model, data, splits, seeds and settings as ``cfg``,
+    trained end to end by backprop (the comparison for layer-local
+    strategies); its outputs go to ``<out>/baseline-backprop``."""
+    import copy
+    from pathlib import Path
+
+    from graphkit.pipelines.loop import _default_out
+    base = copy.deepcopy(cfg)
+    base.train.strategy, base.preset = 'backprop', None
+    out = Path(cfg.out) if cfg.out else _default_out(cfg)
+    base.out = str(out / 'baseline-backprop')
+    return base
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from graphkit.models import resolve
     from graphkit.pipelines import fit
@@ -172,6 +197,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     baselines = [baseline_config(cfg, name) for name in args.baseline]
     if resolve(cfg.model.name).compare_encoder and not args.baseline:
         baselines.append(encoder_baseline_config(cfg))
+    if cfg.train.strategy and not args.baseline:
+        from graphkit.pipelines.strategies import resolve_strategy
+        if getattr(resolve_strategy(cfg.train.strategy), 'compare_backprop',
+                   False):
+            baselines.append(backprop_baseline_config(cfg))
     confidences: dict = {}
     callbacks = [_confidence_keeper(confidences)] if args.plot else []
     summary = fit(cfg, resume=args.resume, callbacks=callbacks)

@@ -1,5 +1,5 @@
-r"""A layer stack prepared for single-forward (SF) learning (`Park et al.,
-ICLR 2024 <https://openreview.net/forum?id=Abr7dU98ME>`_).
+r"""A layer stack prepared for forward learning (`Park et al., ICLR 2024
+<https://openreview.net/forum?id=Abr7dU98ME>`_).
 
 :class:`ForwardLearner` takes the convolutions of any registered stack
 (anything with a ``convs`` list, e.g. PyG's GCN, GraphSAGE and GAT) and
@@ -9,19 +9,28 @@ runs them as
     \mathbf{H}^\ell = \mathrm{ReLU}\big(\mathrm{Conv}_\ell(
     \mathrm{norm}(\mathbf{H}^{\ell-1}), \mathcal{E}')\big)
 
-on the graph augmented with one virtual node per class (fixed random
-features), linked in both directions to the training nodes of that class
-(:math:`\mathcal{E}'`). A node's prediction sums, over the trained layers,
-the softmax of its similarity to the class prototypes (the virtual nodes'
-states):
+on an input that carries a class assignment :math:`a_i` for some nodes
+(the training labels, or a candidate class at inference):
 
-.. math::
-    \hat{\mathbf{y}}_i = \sum_\ell \mathrm{softmax}_k\big(
-    \langle\mathbf{h}^\ell_i, \mathbf{c}^\ell_k\rangle / \tau\big).
+* ``sf`` and ``ff-vn``: the graph gains one virtual node per class (fixed
+  random features), linked in both directions to the nodes assigned to
+  that class;
+* ``ff-la``: each node's features get a label block, the one-hot of
+  :math:`a_i`, or :math:`1/C` everywhere for unassigned nodes.
 
-:meth:`forward` returns :math:`\log(\hat{\mathbf{y}}_i / L)` for the real
-nodes, so the pipeline's evaluation works unchanged. Training is the
-``forward-sf`` strategy's.
+Predictions:
+
+* ``sf``: :math:`\hat{\mathbf{y}}_i = \sum_\ell \mathrm{softmax}_k(
+  \langle\mathbf{h}^\ell_i, \mathbf{c}^\ell_k\rangle / \tau)`, with the
+  virtual nodes' states as class prototypes :math:`\mathbf{c}^\ell_k`;
+* ``ff-*``: for every class :math:`c`, the unlabelled nodes are assigned
+  :math:`c` and the score is the goodness summed over layers,
+  :math:`s_{ic} = \sum_\ell (\mathrm{mean}_d (h^\ell_{i,d})^2 - \theta)`
+  (:math:`C` passes of the stack).
+
+:meth:`forward` returns log-probabilities (of :math:`\hat{\mathbf{y}} / L`,
+or the softmax of the scores) for the real nodes, so the pipeline's
+evaluation works unchanged. Training is the ``forward-*`` strategies'.
 """
 from __future__ import annotations
 
@@ -35,34 +44,44 @@ from torch.nn import Module, ModuleList
 from graphkit.layers.forward import (add_class_virtual_nodes,
                                      prototype_logits, row_normalize)
 
-__all__ = ['ForwardLearner']
+__all__ = ['ForwardLearner', 'VARIANTS']
+
+VARIANTS = ('sf', 'ff-vn', 'ff-la')
 
 
 class ForwardLearner(Module):
-    r"""Convolutions trained layer by layer with class prototypes.
+    r"""Convolutions trained layer by layer on local losses.
 
     Args:
-        convs (ModuleList): the layers, each ``conv(x, edge_index)``.
-        in_channels (int): input features (of the virtual nodes too).
-        num_classes (int): classes, hence virtual nodes.
-        tau (float): prototype temperature.
+        convs (ModuleList): the layers, each ``conv(x, edge_index)``; with
+            ``ff-la`` the first takes ``in_channels + num_classes``.
+        in_channels (int): node features.
+        num_classes (int): classes.
+        variant (str): ``sf``, ``ff-vn`` or ``ff-la``.
+        tau (float): prototype temperature (``sf``).
+        theta (float): goodness threshold (``ff-*``).
         seed (int): seed of the virtual nodes' random features.
     """
     def __init__(self, convs: ModuleList, in_channels: int,
-                 num_classes: int, tau: float = 1.0, seed: int = 0) -> None:
+                 num_classes: int, variant: str = 'sf', tau: float = 1.0,
+                 theta: float = 2.0, seed: int = 0) -> None:
         super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"Unknown forward-learning variant "
+                             f"'{variant}'. Valid: {', '.join(VARIANTS)}")
         if len(convs) < 1:
             raise ValueError("ForwardLearner needs at least one layer")
         if num_classes < 2:
             raise ValueError(f"ForwardLearner needs >= 2 classes, got "
                              f"{num_classes}")
         self.convs = convs
-        self.tau = tau
+        self.variant, self.tau, self.theta = variant, tau, theta
+        self.in_channels = in_channels
         g = torch.Generator().manual_seed(seed)
         self.register_buffer('virtual_x',
                              torch.randn(num_classes, in_channels,
                                          generator=g))
-        # training nodes and labels that the virtual nodes link to
+        # the labelled (training) nodes and their classes
         self.register_buffer('label_nodes', torch.empty(0,
                                                         dtype=torch.long))
         self.register_buffer('label_classes',
@@ -79,18 +98,41 @@ class ForwardLearner(Module):
         return self.virtual_x.size(0)
 
     def set_labels(self, nodes: Tensor, classes: Tensor) -> None:
-        r"""The (training) nodes linked to their class's virtual node."""
+        r"""The labelled (training) nodes and their classes."""
         self.label_nodes = nodes.to(self.virtual_x.device).long()
         self.label_classes = classes.to(self.virtual_x.device).long()
 
+    def known(self, num_nodes: int) -> Tensor:
+        r"""Per node, its known class, or -1."""
+        a = torch.full((num_nodes, ), -1, dtype=torch.long,
+                       device=self.virtual_x.device)
+        a[self.label_nodes] = self.label_classes
+        return a
+
+    def inputs(self, x: Tensor, edge_index: Tensor,
+               assign: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        r"""Features and edges for a class assignment (per node, a class
+        or -1; default: the known labels). ``sf`` / ``ff-vn`` append the
+        virtual nodes after the real ones."""
+        if x.size(1) != self.in_channels:
+            raise ValueError(f"expected {self.in_channels} input features, "
+                             f"got {x.size(1)}")
+        if assign is None:
+            assign = self.known(x.size(0))
+        if self.variant == 'ff-la':
+            block = x.new_full((x.size(0), self.num_classes),
+                               1.0 / self.num_classes)
+            on = assign >= 0
+            block[on] = F.one_hot(assign[on], self.num_classes).to(x.dtype)
+            return torch.cat([x, block], dim=1), edge_index
+        nodes = (assign >= 0).nonzero().view(-1)
+        return add_class_virtual_nodes(x, edge_index, self.virtual_x,
+                                       nodes, assign[nodes])
+
     def augment(self, x: Tensor, edge_index: Tensor
                 ) -> tuple[Tensor, Tensor]:
-        r"""The graph with the class virtual nodes (after the real ones)."""
-        if x.size(1) != self.virtual_x.size(1):
-            raise ValueError(f"expected {self.virtual_x.size(1)} input "
-                             f"features, got {x.size(1)}")
-        return add_class_virtual_nodes(x, edge_index, self.virtual_x,
-                                       self.label_nodes, self.label_classes)
+        r"""The training input: the known labels only."""
+        return self.inputs(x, edge_index)
 
     def layer(self, index: int, h: Tensor, edge_index: Tensor) -> Tensor:
         r"""Layer ``index`` on the previous states ``h`` (normalised
@@ -98,11 +140,12 @@ class ForwardLearner(Module):
         return F.relu(self.convs[index](row_normalize(h), edge_index))
 
     def states(self, x: Tensor, edge_index: Tensor,
-               layers: int | None = None) -> list[Tensor]:
-        r"""The augmented graph's states after each of the first
-        ``layers`` layers (each layer's input detached)."""
-        xa, ea = self.augment(x, edge_index)
-        out, h = [], xa
+               layers: int | None = None,
+               assign: Tensor | None = None) -> list[Tensor]:
+        r"""The states after each of the first ``layers`` layers (each
+        layer's input detached)."""
+        h, ea = self.inputs(x, edge_index, assign)
+        out = []
         for i in range(self.num_layers if layers is None else layers):
             h = self.layer(i, h.detach(), ea)
             out.append(h)
@@ -115,9 +158,19 @@ class ForwardLearner(Module):
     def forward(self, x: Tensor, edge_index: Tensor, **_: Any) -> Tensor:
         n = x.size(0)
         active = int(self.active)
-        probs = sum(self.layer_probs(h, n)
-                    for h in self.states(x, edge_index, active))
-        return (probs / active).clamp_min(1e-12).log()
+        if self.variant == 'sf':
+            probs = sum(self.layer_probs(h, n)
+                        for h in self.states(x, edge_index, active))
+            return (probs / active).clamp_min(1e-12).log()
+        known = self.known(n)
+        scores = []
+        for c in range(self.num_classes):
+            assign = torch.where(known >= 0, known, torch.full_like(known,
+                                                                    c))
+            scores.append(sum(h[:n].pow(2).mean(-1) - self.theta
+                              for h in self.states(x, edge_index, active,
+                                                   assign)))
+        return torch.stack(scores, dim=1).log_softmax(-1)
 
     def reset_parameters(self) -> None:
         for conv in self.convs:

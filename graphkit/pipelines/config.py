@@ -149,14 +149,17 @@ class TrainConfig:
     mowst_turn_epochs: int = 1
     mowst_turn_patience: int = 0
     mowst_big_patience: int = 0
-    # Forward learning (forward-* strategies): most epochs per layer (None:
-    # an equal share of ``epochs``), evaluations without improvement that
-    # end a layer, reuse of a frozen input's aggregation (GCN, SAGE), and
-    # the prototype temperature.
+    # Forward learning (forward-* strategies; ``epochs`` counts per layer):
+    # most epochs per layer (None: ``epochs``), evaluations without
+    # improvement that end a layer, reuse of a frozen input's aggregation
+    # (GCN, SAGE), the SF prototype temperature, the FF goodness threshold
+    # and FF negative copies (None: all C - 1 wrong classes).
     forward_layer_epochs: int | None = None
     forward_patience: int = 100
     forward_cache: bool = True
     forward_tau: float = 1.0
+    forward_theta: float = 2.0
+    forward_num_negatives: int | None = None
     # Recommendation: weight of the L2 penalty on the batch's layer-0
     # embeddings (None: the task's default, 1e-4).
     embedding_reg: float | None = None

@@ -219,15 +219,16 @@ class Trainer:
         from tqdm.auto import tqdm
         tc = self.cfg.train
         start = time.perf_counter() - self.elapsed
-        bar = tqdm(range(self.epoch + 1, tc.epochs + 1), disable=not progress,
-                   initial=self.epoch, total=tc.epochs,
+        total = self.strategy.total_epochs(tc.epochs)
+        bar = tqdm(range(self.epoch + 1, total + 1), disable=not progress,
+                   initial=self.epoch, total=total,
                    desc=f'run {self.run}', leave=False, dynamic_ncols=True)
         for epoch in bar:
             t0 = time.perf_counter()
             entry = self.train_epoch(epoch)
             self.train_time += time.perf_counter() - t0
             stop = False
-            if epoch % tc.eval_every == 0 or epoch == tc.epochs:
+            if epoch % tc.eval_every == 0 or epoch == total:
                 scores = self.task.evaluate(self.model)
                 entry.update(scores)
                 # (not selectable: e.g. a Mowst expert's pretraining)
@@ -381,7 +382,9 @@ def fit(cfg: RunConfig, *, resume: bool = False,
                  '%.4f, %.4f s/epoch', run, record.seed, record.split,
                  record.best_epoch, record.valid, record.test,
                  record.epoch_time_s)
-    summary = R.summarize(done, cfg.model.name, bundle.name, task.metric)
+    label = cfg.model.name + (f' [{cfg.train.strategy}]'
+                              if cfg.train.strategy else '')
+    summary = R.summarize(done, label, bundle.name, task.metric)
     (out / 'summary.json').write_text(json.dumps(summary.to_dict(),
                                                  indent=2))
     (out / 'summary.md').write_text(

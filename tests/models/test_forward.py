@@ -9,7 +9,7 @@ from graphkit.layers.forward import (add_class_virtual_nodes,
 from graphkit.models.forward import ForwardLearner
 from graphkit.pipelines import (DataConfig, ModelConfig, OptimConfig,
                                 RunConfig, TrainConfig, fit)
-from graphkit.pipelines.strategies import ForwardSF
+from graphkit.pipelines.strategies import ForwardFFVN, ForwardSF
 from graphkit.testing import permute_graph, tiny_graph
 from graphkit.testing.dense import dense_gcn_layer
 
@@ -139,7 +139,8 @@ def test_each_layer_learns_only_from_its_own_loss():
     grads = [p.grad.clone() for p in model.convs[1].parameters()]
     assert all(torch.isfinite(g).all() for g in grads)
     # the gradient is exactly that of layer 1's local loss on its input
-    h, ea, n, _ = strategy._input
+    copies, n = strategy._input
+    h, ea, _ = copies[0]
     with torch.no_grad():
         for p, b in zip(model.convs[1].parameters(), before):
             p.copy_(b)
@@ -222,3 +223,75 @@ def test_errors():
     s = ForwardSF(model)
     with pytest.raises(ValueError, match='trains full-batch'):
         s.step(_Task(data, torch.ones(6, dtype=torch.bool)), object())
+
+
+def test_ff_inputs_and_negative_copies():
+    data = tiny_graph()
+    torch.manual_seed(0)
+    la = ForwardLearner(torch.nn.ModuleList([GCNConv(3 + 3, 8)]), 3, 3,
+                        variant='ff-la')
+    la.set_labels(torch.tensor([0, 3]), torch.tensor([2, 1]))
+    x, ei = la.inputs(data.x, data.edge_index)
+    assert x.shape == (6, 6) and torch.equal(ei, data.edge_index)
+    assert torch.equal(x[:, :3], data.x)
+    assert torch.equal(x[0, 3:], torch.tensor([0., 0., 1.]))
+    assert torch.equal(x[3, 3:], torch.tensor([0., 1., 0.]))
+    assert torch.allclose(x[1, 3:], torch.full((3, ), 1 / 3))
+    vn = ForwardLearner(torch.nn.ModuleList([GCNConv(3, 8)]), 3, 3,
+                        variant='ff-vn')
+    vn.set_labels(torch.tensor([0, 3]), torch.tensor([2, 1]))
+    s = ForwardFFVN(vn, epochs=5)
+    known = vn.known(6)
+    copies = s._assignments(known)
+    assert len(copies) == 3 and torch.equal(copies[0], known)
+    for node, y in ((0, 2), (3, 1)):
+        wrong = {int(c[node]) for c in copies[1:]}
+        assert wrong == set(range(3)) - {y}   # every wrong class once
+    for c in copies[1:]:         # unlabelled nodes stay unassigned
+        assert torch.equal(c[[1, 2, 4, 5]], known[[1, 2, 4, 5]])
+    with pytest.raises(ValueError, match='Unknown forward-learning variant'):
+        ForwardLearner(torch.nn.ModuleList([GCNConv(3, 8)]), 3, 3,
+                       variant='ff')
+
+
+@pytest.mark.parametrize('variant', ['ff-vn', 'ff-la'])
+def test_ff_prediction_is_equivariant_and_uses_goodness(variant):
+    data = tiny_graph()
+    torch.manual_seed(0)
+    first = 3 + 2 if variant == 'ff-la' else 3
+    model = ForwardLearner(torch.nn.ModuleList(
+        [GCNConv(first, 8), GCNConv(8, 8)]), 3, 2, variant=variant)
+    train = torch.tensor([0, 4])
+    model.set_labels(train, data.y[train])
+    model.eval()
+    out = model(data.x, data.edge_index)
+    assert out.shape == (6, 2)
+    # class 1's score: the goodness with every unlabelled node assigned 1
+    assign = torch.tensor([0, 1, 1, 1, 1, 1])
+    score = sum(h[:6].pow(2).mean(-1) - 2.0 for h in
+                model.states(data.x, data.edge_index, 2, assign))
+    assign[[1, 2, 3, 5]] = 0
+    score0 = sum(h[:6].pow(2).mean(-1) - 2.0 for h in
+                 model.states(data.x, data.edge_index, 2, assign))
+    assert torch.allclose(out, torch.stack([score0, score], 1)
+                          .log_softmax(-1), atol=1e-5)
+    perm = torch.randperm(6, generator=torch.Generator().manual_seed(3))
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(6)
+    pdata = permute_graph(data, perm)
+    model.set_labels(inv[train], data.y[train])
+    assert torch.allclose(model(pdata.x, pdata.edge_index), out[perm],
+                          atol=1e-5)
+
+
+@pytest.mark.parametrize('strategy', ['forward-ff-vn', 'forward-ff-la'])
+def test_ff_strategies_train_through_the_pipeline(tmp_path, strategy):
+    cfg = RunConfig(
+        data=DataConfig(name='csbm'),
+        model=ModelConfig(name='gcn', hidden_channels=32, num_layers=2),
+        optim=OptimConfig(lr=0.05, weight_decay=5e-4),
+        train=TrainConfig(epochs=60, runs=1, strategy=strategy,
+                          forward_patience=0, progress=False),
+        out=str(tmp_path))
+    s = fit(cfg)
+    assert s.test_mean > 0.8, s.line()      # 3 classes: chance is 1/3

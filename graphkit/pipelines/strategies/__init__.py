@@ -3,17 +3,21 @@ from __future__ import annotations
 
 from graphkit.pipelines.strategies.backprop import Backprop, NonFiniteLossError
 from graphkit.pipelines.strategies.base import Strategy, build_optimizer
-from graphkit.pipelines.strategies.forward import ForwardSF
+from graphkit.pipelines.strategies.forward import (ForwardFFLA, ForwardFFVN,
+                                                  ForwardLearning, ForwardSF)
 from graphkit.pipelines.strategies.mowst import MowstStrategy
 
-__all__ = ['Strategy', 'Backprop', 'MowstStrategy', 'ForwardSF',
+__all__ = ['Strategy', 'Backprop', 'MowstStrategy', 'ForwardLearning',
+           'ForwardSF', 'ForwardFFVN', 'ForwardFFLA',
            'NonFiniteLossError',
            'build_optimizer',
            'STRATEGIES', 'resolve_strategy']
 
 STRATEGIES: dict[str, type[Strategy]] = {'backprop': Backprop,
                                          'mowst': MowstStrategy,
-                                         'forward-sf': ForwardSF}
+                                         'forward-sf': ForwardSF,
+                                         'forward-ff-vn': ForwardFFVN,
+                                         'forward-ff-la': ForwardFFLA}
 
 
 def resolve_strategy(name: str) -> type[Strategy]:

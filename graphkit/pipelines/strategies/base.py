@@ -82,6 +82,11 @@ class Strategy(ABC):
         from graphkit import models
         return models.build(name, task=task.kind, **dims, **hparams)
 
+    def total_epochs(self, epochs: int) -> int:
+        r"""The loop's epoch budget for ``train.epochs`` (layer-local
+        strategies read ``epochs`` per layer)."""
+        return epochs
+
     def begin_epoch(self, epoch: int) -> None:
         r"""Called by the loop before the batches of ``epoch`` (1-based);
         strategies with a schedule (e.g. alternating experts) record it.

@@ -1,17 +1,30 @@
 r"""Forward learning (`Park et al., ICLR 2024
-<https://openreview.net/forum?id=Abr7dU98ME>`_): single-forward (SF)
-training of any layer stack, greedily, layer by layer.
+<https://openreview.net/forum?id=Abr7dU98ME>`_): greedy, layer-by-layer
+training of any layer stack on layer-local losses.
 
-Layer :math:`\ell` trains on its own prototype loss (see
-:mod:`graphkit.layers.forward`) with its own optimiser; its input, the
-output of the frozen layers below, is computed once and detached, so no
-gradient crosses a layer. For GCN and SAGE layers the neighbour aggregation
-of that fixed input is also computed once (``cache=True``), and each step
-recomputes only the layer's linear maps. A layer trains until
-``patience`` evaluations pass without a better validation score (or for
-``layer_epochs`` epochs), its best weights are restored, and the next layer
-starts. The run ends after the last layer; the selected model is the best
-one seen while the last layer trained, i.e. the whole stack.
+* ``forward-sf``: single forward; the prototype loss of the class virtual
+  nodes (one pass per step, no negatives);
+* ``forward-ff-vn``: forward-forward with virtual nodes; the positive copy
+  links training nodes to their class's virtual node, each negative copy to
+  a wrong class's;
+* ``forward-ff-la``: forward-forward with label appending; training nodes
+  carry the one-hot of their class (positive) or of a wrong class
+  (negatives) as extra features.
+
+The FF losses use the goodness :math:`\sum_d h_d^2` against
+:math:`\theta` (see :mod:`graphkit.layers.forward`); by default every one
+of the :math:`C - 1` wrong classes gives a negative copy, drawn per node in
+random order when a layer starts.
+
+Layer :math:`\ell` trains with its own optimiser on inputs computed once
+by the frozen layers below and detached, so no gradient crosses a layer.
+For GCN and SAGE layers the neighbour aggregation of those fixed inputs is
+also computed once (``cache=True``), and each step recomputes only the
+layer's linear maps. A layer trains until ``patience`` evaluations pass
+without a better validation score (or for ``layer_epochs`` epochs), its
+best weights are restored, and the next layer starts. The run ends after
+the last layer; the selected model is the best one seen while the last
+layer trained, i.e. the whole stack.
 """
 from __future__ import annotations
 
@@ -22,37 +35,49 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Module
 
-from graphkit.layers.forward import (cached_propagation, prototype_loss,
-                                     row_normalize)
+from graphkit.layers.forward import (cached_propagation, ff_loss,
+                                     prototype_loss)
 from graphkit.models.forward import ForwardLearner
 from graphkit.pipelines.strategies.backprop import NonFiniteLossError
 from graphkit.pipelines.strategies.base import Strategy, build_optimizer
 
-__all__ = ['ForwardSF']
+__all__ = ['ForwardLearning', 'ForwardSF', 'ForwardFFVN', 'ForwardFFLA']
 
 
-class ForwardSF(Strategy):
-    r"""Greedy single-forward training of a :class:`ForwardLearner`.
+def _normalize_(h: Tensor) -> Tensor:
+    # row_normalize, in place (for tensors no one else holds)
+    return h.div_(h.norm(dim=-1, keepdim=True).add_(1e-8))
+
+
+class ForwardLearning(Strategy):
+    r"""Greedy layer-local training of a :class:`ForwardLearner`; the
+    subclasses fix the variant.
 
     Args:
         model (ForwardLearner): built by :meth:`build_model`.
-        epochs (int): the run's epoch budget; ``layer_epochs`` defaults to
-            an equal share per layer.
-        layer_epochs (int, optional): most epochs per layer.
+        epochs (int): the run's ``train.epochs``, read per layer: the
+            default ``layer_epochs``.
+        layer_epochs (int, optional): most epochs per layer (the run's
+            budget is ``layer_epochs`` times the number of layers).
         patience (int): evaluations without improvement that end a layer
             (0: every layer trains ``layer_epochs`` epochs).
         cache (bool): reuse the aggregation of a layer's fixed input.
+        num_negatives (int, optional): FF negative copies (default: all
+            :math:`C - 1` wrong classes).
         **kwargs: optimiser settings (one optimiser per layer).
     """
-    name = 'forward-sf'
+    name = ''
+    variant = ''
     option_prefix = 'forward'
     needs_epochs = True
+    compare_backprop = True     # the CLI also trains the model end to end
 
     def __init__(self, model: Module, *, optimizer: str = 'adam',
                  lr: float = 1e-3, weight_decay: float = 5e-4,
                  grad_clip: float | None = None, epochs: int = 1000,
                  layer_epochs: int | None = None, patience: int = 100,
-                 cache: bool = True, tau: float = 1.0, **_: Any) -> None:
+                 cache: bool = True, num_negatives: int | None = None,
+                 **_: Any) -> None:
         if not isinstance(model, ForwardLearner):
             raise TypeError(f"'{self.name}' trains a ForwardLearner (built "
                             f"by {type(self).__name__}.build_model), got "
@@ -60,11 +85,17 @@ class ForwardSF(Strategy):
         self.model = model
         self.grad_clip = grad_clip
         self.layer_epochs = (layer_epochs if layer_epochs is not None else
-                             max(epochs // model.num_layers, 1))
+                             epochs)
         if self.layer_epochs < 1 or patience < 0:
             raise ValueError(f"Need layer_epochs >= 1 and patience >= 0, "
                              f"got {self.layer_epochs} and {patience}")
         self.patience, self.cache = patience, cache
+        c = model.num_classes
+        self.num_negatives = (c - 1 if num_negatives is None
+                              else min(num_negatives, c - 1))
+        if self.num_negatives < 1:
+            raise ValueError(f"num_negatives must be >= 1, got "
+                             f"{num_negatives}")
         self.opts = [build_optimizer(conv.parameters(), optimizer, lr,
                                      weight_decay) for conv in model.convs]
         self.optimizer = self.opts[0]
@@ -82,16 +113,25 @@ class ForwardSF(Strategy):
     @classmethod
     def build_model(cls, name: str, task, dims: dict[str, Any],
                     hparams: dict[str, Any], tau: float = 1.0,
-                    **_: Any) -> ForwardLearner:
+                    theta: float = 2.0, **_: Any) -> ForwardLearner:
         r"""The registered stack ``name`` with every layer ``hidden``
-        wide (the prototypes live in that space), wrapped for forward
-        learning."""
+        wide (the prototypes and goodness live in that space), wrapped for
+        forward learning (``ff-la``: the first layer also reads the label
+        block)."""
         from graphkit import models
         if task.kind != 'node':
             raise ValueError(f"'{cls.name}' trains node classification "
                              f"(got a {task.kind} task)")
         hidden = hparams.get('hidden_channels') or 128
+        classes = task.bundle.num_classes
+        in_channels = dims['in_channels']
         dims = dict(dims, out_channels=hidden)
+        if cls.variant == 'ff-vn' and 'cached' in dims:
+            # the copies and the candidates differ in their edges: a layer
+            # must not reuse the normalisation of the first graph it saw
+            dims['cached'] = False
+        if cls.variant == 'ff-la':
+            dims['in_channels'] = in_channels + classes
         hparams = dict(hparams, hidden_channels=hidden)
         stack = models.build(name, task=task.kind, **dims, **hparams)
         convs = getattr(stack, 'convs',
@@ -101,28 +141,52 @@ class ForwardSF(Strategy):
             raise ValueError(f"'{cls.name}' trains a stack of graph "
                              f"convolutions (a model with a 'convs' list, "
                              f"e.g. gcn, sage, gat); '{name}' has none")
-        return ForwardLearner(convs, dims['in_channels'],
-                              task.bundle.num_classes, tau=tau)
+        return ForwardLearner(convs, in_channels, classes,
+                              variant=cls.variant, tau=tau, theta=theta)
 
     # -- schedule -------------------------------------------------------------
+    def total_epochs(self, epochs: int) -> int:
+        return self.layer_epochs * self.model.num_layers
+
     @property
     def selectable(self) -> bool:
         return self.current >= self.model.num_layers - 1
+
+    def _assignments(self, known: Tensor) -> list[Tensor]:
+        r"""The class assignment of each input copy: the known labels
+        (positive), then for FF one wrong class per training node and
+        copy, the wrong classes in random order per node."""
+        if self.variant == 'sf':
+            return [known]
+        m = self.model
+        nodes, y = m.label_nodes, m.label_classes
+        c = m.num_classes
+        shifts = torch.rand(nodes.numel(), c - 1).argsort(dim=1) + 1
+        copies = [known]
+        for k in range(self.num_negatives):
+            neg = known.clone()
+            neg[nodes] = (y + shifts[:, k].to(y.device)) % c
+            copies.append(neg)
+        return copies
 
     def _prepare(self, task) -> None:
         m = self.model
         data = task.data
         train = task.masks['train'].nonzero().view(-1)
         m.set_labels(train, data.y.view(-1)[train])
-        xa, ea = m.augment(data.x, data.edge_index)
-        h = xa
-        with torch.no_grad():
-            for i in range(self.current):
-                h = m.layer(i, h, ea)
-        h = row_normalize(h).detach()
-        fn = (cached_propagation(m.convs[self.current], h, ea)
-              if self.cache else None)
-        self._input = (h, ea, data.num_nodes, fn)
+        copies = []
+        for assign in self._assignments(m.known(data.num_nodes)):
+            xa, ea = m.inputs(data.x, data.edge_index, assign)
+            with torch.no_grad():   # the frozen layers below, once
+                h = xa               # (fresh tensors: normalised in place)
+                for i in range(self.current):
+                    h = F.relu(m.convs[i](_normalize_(h), ea))
+                h = _normalize_(h)
+            fn = (cached_propagation(m.convs[self.current], h, ea)
+                  if self.cache else None)
+            # a cached layer keeps what it needs (GCN: the aggregation)
+            copies.append((None if fn is not None else h, ea, fn))
+        self._input = (copies, data.num_nodes)
 
     def step(self, task, batch: Any) -> dict[str, float]:
         if batch is not None:
@@ -131,13 +195,19 @@ class ForwardSF(Strategy):
         self.higher_is_better = getattr(task, 'higher_is_better', True)
         if self._input is None:
             self._prepare(task)
-        h, ea, n, fn = self._input
+        copies, n = self._input
         m = self.model
         m.train()
         conv = m.convs[self.current]
-        out = F.relu(fn() if fn is not None else conv(h, ea))
-        loss = prototype_loss(out[m.label_nodes], out[n:], m.label_classes,
-                              m.tau)
+        outs = [F.relu(fn() if fn is not None else conv(h, ea))
+                for h, ea, fn in copies]
+        nodes = m.label_nodes
+        if self.variant == 'sf':
+            loss = prototype_loss(outs[0][nodes], outs[0][n:],
+                                  m.label_classes, m.tau)
+        else:
+            loss = ff_loss(outs[0][nodes], [o[nodes] for o in outs[1:]],
+                           m.theta)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"non-finite loss ({float(loss)}) of "
                                      f"layer {self.current}")
@@ -195,3 +265,18 @@ class ForwardSF(Strategy):
             setattr(self, k, state[k])
         self._input = None
         self.model.active.fill_(self.current + 1)
+
+
+class ForwardSF(ForwardLearning):
+    r"""Single forward: the prototype loss, no negatives."""
+    name, variant = 'forward-sf', 'sf'
+
+
+class ForwardFFVN(ForwardLearning):
+    r"""Forward-forward with class virtual nodes."""
+    name, variant = 'forward-ff-vn', 'ff-vn'
+
+
+class ForwardFFLA(ForwardLearning):
+    r"""Forward-forward with label appending."""
+    name, variant = 'forward-ff-la', 'ff-la'
