@@ -44,7 +44,7 @@ from torch.nn import Module, ModuleList
 from graphkit.layers.forward import (add_class_virtual_nodes,
                                      prototype_logits, row_normalize)
 
-__all__ = ['ForwardLearner', 'VARIANTS']
+__all__ = ['ForwardLearner', 'ForwardLinkLearner', 'VARIANTS']
 
 VARIANTS = ('sf', 'ff-vn', 'ff-la')
 
@@ -171,6 +171,77 @@ class ForwardLearner(Module):
                               for h in self.states(x, edge_index, active,
                                                    assign)))
         return torch.stack(scores, dim=1).log_softmax(-1)
+
+    def reset_parameters(self) -> None:
+        for conv in self.convs:
+            conv.reset_parameters()
+
+
+class ForwardLinkLearner(Module):
+    r"""The link-prediction form of forward learning: each layer
+    :math:`\mathbf{z}^\ell = \mathrm{ReLU}(\mathrm{Conv}_\ell(
+    \mathrm{norm}(\mathbf{z}^{\ell-1})))` scores a pair by
+
+    * ``ce`` (ForwardGNN-CE): :math:`s^\ell_{ij} = \langle\mathbf{z}^\ell_i,
+      \mathbf{z}^\ell_j\rangle`, trained with binary cross-entropy;
+    * ``ff``: the pair goodness :math:`s^\ell_{ij} = \sum_d (z^\ell_{i,d}
+      z^\ell_{j,d})^2 - \theta`, trained with the FF loss;
+
+    and a pair's probability is :math:`\frac{1}{L}\sum_\ell
+    \sigma(s^\ell_{ij})` over the trained layers. :meth:`encode` returns
+    the stacked layer states :obj:`[L, N, H]` and :meth:`decode` the logit
+    of that probability, the pipeline's link interface.
+
+    Args:
+        convs (ModuleList): the layers.
+        variant (str): ``ce`` or ``ff``.
+        theta (float): goodness threshold (``ff``).
+    """
+    def __init__(self, convs: ModuleList, variant: str = 'ce',
+                 theta: float = 2.0) -> None:
+        super().__init__()
+        if variant not in ('ce', 'ff'):
+            raise ValueError(f"Unknown link forward-learning variant "
+                             f"'{variant}'. Valid: ce, ff")
+        if len(convs) < 1:
+            raise ValueError("ForwardLinkLearner needs at least one layer")
+        self.convs = convs
+        self.variant, self.theta = variant, theta
+        self.register_buffer('active', torch.tensor(len(convs)))
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.convs)
+
+    def layer(self, index: int, h: Tensor, edge_index: Any) -> Tensor:
+        return F.relu(self.convs[index](row_normalize(h), edge_index))
+
+    def pair_scores(self, z: Tensor, pairs: Tensor) -> Tensor:
+        r""":math:`s_{ij}` of one layer's states ``z`` for ``pairs``
+        :obj:`[2, B]`."""
+        prod = z[pairs[0]] * z[pairs[1]]
+        if self.variant == 'ce':
+            return prod.sum(-1)
+        return prod.pow(2).sum(-1) - self.theta
+
+    def encode(self, x: Tensor, edge_index: Any, **_: Any) -> Tensor:
+        if x is None:
+            raise ValueError("forward learning for links needs node "
+                             "features (the dataset has none)")
+        out, h = [], x
+        for i in range(int(self.active)):
+            h = self.layer(i, h.detach(), edge_index)
+            out.append(h)
+        return torch.stack(out)
+
+    def decode(self, h: Tensor, pairs: Tensor, graph: Any = None) -> Tensor:
+        p = torch.stack([torch.sigmoid(self.pair_scores(z, pairs))
+                         for z in h]).mean(0)
+        p = p.clamp(1e-7, 1 - 1e-7)
+        return p.log() - (-p).log1p()
+
+    def forward(self, x: Tensor, edge_index: Any, **_: Any) -> Tensor:
+        return self.encode(x, edge_index)
 
     def reset_parameters(self) -> None:
         for conv in self.convs:

@@ -221,7 +221,7 @@ def test_errors():
         ForwardSF(torch.nn.Linear(2, 2))
     model = _learner([GCNConv(3, 8)], data)
     s = ForwardSF(model)
-    with pytest.raises(ValueError, match='trains full-batch'):
+    with pytest.raises(ValueError, match='full-batch'):
         s.step(_Task(data, torch.ones(6, dtype=torch.bool)), object())
 
 
@@ -295,3 +295,32 @@ def test_ff_strategies_train_through_the_pipeline(tmp_path, strategy):
         out=str(tmp_path))
     s = fit(cfg)
     assert s.test_mean > 0.8, s.line()      # 3 classes: chance is 1/3
+
+
+def test_link_form_scores_and_pipeline(tmp_path):
+    from graphkit.models.forward import ForwardLinkLearner
+    data = tiny_graph()
+    torch.manual_seed(0)
+    model = ForwardLinkLearner(torch.nn.ModuleList(
+        [GCNConv(3, 8), GCNConv(8, 8)]), 'ce')
+    h = model.encode(data.x, data.edge_index)
+    assert h.shape == (2, 6, 8)
+    pairs = torch.tensor([[0, 1, 5], [2, 4, 3]])
+    p = torch.stack([torch.sigmoid((z[pairs[0]] * z[pairs[1]]).sum(-1))
+                     for z in h]).mean(0)
+    assert torch.allclose(torch.sigmoid(model.decode(h, pairs)), p,
+                          atol=1e-5)
+    ff = ForwardLinkLearner(model.convs, 'ff', theta=2.0)
+    z = h[0]
+    assert torch.allclose(ff.pair_scores(z, pairs),
+                          ((z[pairs[0]] * z[pairs[1]]) ** 2).sum(-1) - 2.0)
+    cfg = RunConfig(
+        data=DataConfig(name='csbm', task='link', metric='auc'),
+        model=ModelConfig(name='gcn', hidden_channels=32, num_layers=2,
+                          dropout=0.0),
+        optim=OptimConfig(lr=0.01, weight_decay=5e-4),
+        train=TrainConfig(epochs=30, runs=1, strategy='forward-sf',
+                          forward_patience=0, progress=False),
+        out=str(tmp_path))
+    s = fit(cfg)
+    assert s.test_mean > 0.7, s.line()

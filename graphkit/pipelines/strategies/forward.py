@@ -37,7 +37,7 @@ from torch.nn import Module
 
 from graphkit.layers.forward import (cached_propagation, ff_loss,
                                      prototype_loss)
-from graphkit.models.forward import ForwardLearner
+from graphkit.models.forward import ForwardLearner, ForwardLinkLearner
 from graphkit.pipelines.strategies.backprop import NonFiniteLossError
 from graphkit.pipelines.strategies.base import Strategy, build_optimizer
 
@@ -78,9 +78,10 @@ class ForwardLearning(Strategy):
                  layer_epochs: int | None = None, patience: int = 100,
                  cache: bool = True, num_negatives: int | None = None,
                  **_: Any) -> None:
-        if not isinstance(model, ForwardLearner):
-            raise TypeError(f"'{self.name}' trains a ForwardLearner (built "
-                            f"by {type(self).__name__}.build_model), got "
+        if not isinstance(model, (ForwardLearner, ForwardLinkLearner)):
+            raise TypeError(f"'{self.name}' trains a ForwardLearner or "
+                            f"ForwardLinkLearner (built by "
+                            f"{type(self).__name__}.build_model), got "
                             f"{type(model).__name__}")
         self.model = model
         self.grad_clip = grad_clip
@@ -90,7 +91,7 @@ class ForwardLearning(Strategy):
             raise ValueError(f"Need layer_epochs >= 1 and patience >= 0, "
                              f"got {self.layer_epochs} and {patience}")
         self.patience, self.cache = patience, cache
-        c = model.num_classes
+        c = getattr(model, 'num_classes', 2)
         self.num_negatives = (c - 1 if num_negatives is None
                               else min(num_negatives, c - 1))
         if self.num_negatives < 1:
@@ -119,19 +120,18 @@ class ForwardLearning(Strategy):
         forward learning (``ff-la``: the first layer also reads the label
         block)."""
         from graphkit import models
-        if task.kind != 'node':
-            raise ValueError(f"'{cls.name}' trains node classification "
-                             f"(got a {task.kind} task)")
+        if task.kind not in ('node', 'link'):
+            raise ValueError(f"'{cls.name}' trains node classification or "
+                             f"link prediction (got a {task.kind} task)")
         hidden = hparams.get('hidden_channels') or 128
-        classes = task.bundle.num_classes
         in_channels = dims['in_channels']
         dims = dict(dims, out_channels=hidden)
         if cls.variant == 'ff-vn' and 'cached' in dims:
             # the copies and the candidates differ in their edges: a layer
             # must not reuse the normalisation of the first graph it saw
             dims['cached'] = False
-        if cls.variant == 'ff-la':
-            dims['in_channels'] = in_channels + classes
+        if cls.variant == 'ff-la' and task.kind == 'node':
+            dims['in_channels'] = in_channels + task.bundle.num_classes
         hparams = dict(hparams, hidden_channels=hidden)
         stack = models.build(name, task=task.kind, **dims, **hparams)
         convs = getattr(stack, 'convs',
@@ -141,7 +141,10 @@ class ForwardLearning(Strategy):
             raise ValueError(f"'{cls.name}' trains a stack of graph "
                              f"convolutions (a model with a 'convs' list, "
                              f"e.g. gcn, sage, gat); '{name}' has none")
-        return ForwardLearner(convs, in_channels, classes,
+        if task.kind == 'link':     # SF's link form is ForwardGNN-CE
+            return ForwardLinkLearner(
+                convs, 'ce' if cls.variant == 'sf' else 'ff', theta=theta)
+        return ForwardLearner(convs, in_channels, task.bundle.num_classes,
                               variant=cls.variant, tau=tau, theta=theta)
 
     # -- schedule -------------------------------------------------------------
@@ -188,11 +191,56 @@ class ForwardLearning(Strategy):
             copies.append((None if fn is not None else h, ea, fn))
         self._input = (copies, data.num_nodes)
 
+    def _prepare_link(self, task) -> None:
+        m = self.model
+        graph = task.adj
+        with torch.no_grad():
+            h = task.x.clone()
+            for i in range(self.current):
+                h = F.relu(m.convs[i](_normalize_(h), graph))
+            h = _normalize_(h)
+        fn = (cached_propagation(m.convs[self.current], h, graph)
+              if self.cache and isinstance(graph, Tensor) else None)
+        self._input = ([(None if fn is not None else h, graph, fn)],
+                       task.num_nodes)
+
+    def _link_step(self, task, idx: Tensor) -> dict[str, float]:
+        from torch_geometric.utils import negative_sampling
+        if self._input is None:
+            self._prepare_link(task)
+        (h, graph, fn), = self._input[0]
+        m = self.model
+        m.train()
+        conv = m.convs[self.current]
+        z = F.relu(fn() if fn is not None else conv(h, graph))
+        pos = task.train_pos[:, idx]
+        neg = negative_sampling(task.edge_index, num_nodes=task.num_nodes,
+                                num_neg_samples=pos.size(1))
+        sp, sn = m.pair_scores(z, pos), m.pair_scores(z, neg)
+        loss = (F.binary_cross_entropy_with_logits(sp, torch.ones_like(sp))
+                + F.binary_cross_entropy_with_logits(sn,
+                                                     torch.zeros_like(sn)))
+        return self._update(loss, conv)
+
+    def _update(self, loss: Tensor, conv: Module) -> dict[str, float]:
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"non-finite loss ({float(loss)}) of "
+                                     f"layer {self.current}")
+        opt = self.opts[self.current]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(conv.parameters(), self.grad_clip)
+        opt.step()
+        return {'loss': float(loss.detach()), 'layer': self.current}
+
     def step(self, task, batch: Any) -> dict[str, float]:
-        if batch is not None:
-            raise ValueError(f"'{self.name}' trains full-batch; unset "
-                             f"train.batch_size")
         self.higher_is_better = getattr(task, 'higher_is_better', True)
+        if task.kind == 'link':
+            return self._link_step(task, batch)
+        if batch is not None:
+            raise ValueError(f"'{self.name}' trains node classification "
+                             f"full-batch; unset train.batch_size")
         if self._input is None:
             self._prepare(task)
         copies, n = self._input
@@ -208,16 +256,7 @@ class ForwardLearning(Strategy):
         else:
             loss = ff_loss(outs[0][nodes], [o[nodes] for o in outs[1:]],
                            m.theta)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"non-finite loss ({float(loss)}) of "
-                                     f"layer {self.current}")
-        opt = self.opts[self.current]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(conv.parameters(), self.grad_clip)
-        opt.step()
-        return {'loss': float(loss.detach()), 'layer': self.current}
+        return self._update(loss, conv)
 
     def end_epoch(self, epoch: int,
                   scores: dict[str, float] | None) -> bool:
