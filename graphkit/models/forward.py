@@ -44,7 +44,8 @@ from torch.nn import Module, ModuleList
 from graphkit.layers.forward import (add_class_virtual_nodes,
                                      prototype_logits, row_normalize)
 
-__all__ = ['ForwardLearner', 'ForwardLinkLearner', 'VARIANTS']
+__all__ = ['ForwardLearner', 'ForwardLinkLearner', 'TopDownLearner',
+           'VARIANTS']
 
 VARIANTS = ('sf', 'ff-vn', 'ff-la')
 
@@ -242,6 +243,153 @@ class ForwardLinkLearner(Module):
 
     def forward(self, x: Tensor, edge_index: Any, **_: Any) -> Tensor:
         return self.encode(x, edge_index)
+
+    def reset_parameters(self) -> None:
+        for conv in self.convs:
+            conv.reset_parameters()
+
+
+class TopDownLearner(Module):
+    r"""SF with top-down signals (Park et al., Sec. 4.3): all layers train
+    together over time steps on the prototype loss of the class virtual
+    nodes.
+
+    * ``form='input'`` (Top-To-Input, the paper's SF-TopDown): layer
+      :math:`\ell` reads :math:`[\mathrm{norm}(\mathbf{h}^{\ell-1}_t)
+      \,\Vert\, \mathrm{norm}(\mathbf{h}^{\ell+1}_{t-1})]`; above the top
+      layer is the label matrix :math:`\mathbf{Y}` (training nodes one-hot,
+      other real nodes uniform, virtual nodes their own class). The first
+      states come from a bottom-up pass with the top-down inputs zero.
+      Prediction runs ``test_steps`` recurrent steps and sums the
+      prototype probabilities of every layer over steps ``2 ..
+      test_steps - 1``.
+    * ``form='loss'`` (Top-To-Loss): bottom-up inputs; layer :math:`\ell`'s
+      loss reads the mean of its state and the (stop-gradient) states of
+      the layers above. Prediction sums those means' prototype
+      probabilities over layers.
+
+    Args:
+        convs (ModuleList): the layers, with input widths
+            :meth:`input_widths` (``form='input'``) or a plain stack.
+        in_channels (int), num_classes (int), hidden (int): widths.
+        form (str): ``input`` or ``loss``.
+        tau (float): prototype temperature.
+        test_steps (int): recurrent steps at inference (``input``).
+        seed (int): seed of the virtual nodes' features.
+    """
+    def __init__(self, convs: ModuleList, in_channels: int,
+                 num_classes: int, hidden: int, form: str = 'input',
+                 tau: float = 1.0, test_steps: int = 10,
+                 seed: int = 0) -> None:
+        super().__init__()
+        if form not in ('input', 'loss'):
+            raise ValueError(f"form must be 'input' or 'loss', got "
+                             f"'{form}'")
+        if test_steps < 3:
+            raise ValueError(f"test_steps must be >= 3, got {test_steps}")
+        self.convs = convs
+        self.form, self.tau, self.test_steps = form, tau, test_steps
+        self.in_channels, self.hidden = in_channels, hidden
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer('virtual_x', torch.randn(
+            num_classes, in_channels, generator=g))
+        self.register_buffer('label_nodes', torch.empty(0,
+                                                        dtype=torch.long))
+        self.register_buffer('label_classes',
+                             torch.empty(0, dtype=torch.long))
+
+    @staticmethod
+    def input_widths(in_channels: int, hidden: int, num_classes: int,
+                     num_layers: int, form: str = 'input') -> list[int]:
+        r"""Each layer's input width: :math:`d_{\ell-1} + d_{\ell+1}`
+        (``input``), else :math:`d_{\ell-1}`."""
+        below = [in_channels] + [hidden] * (num_layers - 1)
+        if form != 'input':
+            return below
+        above = [hidden] * (num_layers - 1) + [num_classes]
+        return [b + a for b, a in zip(below, above)]
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.convs)
+
+    @property
+    def num_classes(self) -> int:
+        return self.virtual_x.size(0)
+
+    set_labels = ForwardLearner.set_labels
+
+    def inputs(self, x: Tensor, edge_index: Tensor
+               ) -> tuple[Tensor, Tensor, Tensor]:
+        r"""Augmented features and edges, and the label matrix
+        :math:`\mathbf{Y}` :obj:`[N + C, C]`."""
+        n, c = x.size(0), self.num_classes
+        xa, ea = add_class_virtual_nodes(x, edge_index, self.virtual_x,
+                                         self.label_nodes,
+                                         self.label_classes)
+        y = x.new_full((n + c, c), 1.0 / c)
+        y[self.label_nodes] = F.one_hot(self.label_classes, c).to(x.dtype)
+        y[n:] = torch.eye(c, dtype=x.dtype, device=x.device)
+        return xa, ea, y
+
+    def layer_input(self, index: int, states: list[Tensor], xa: Tensor,
+                    y: Tensor, zero_top: bool = False) -> Tensor:
+        r"""Layer ``index``'s (detached) input from the current states."""
+        below = row_normalize(xa if index == 0 else states[index - 1])
+        if self.form != 'input':
+            return below.detach()
+        last = index == self.num_layers - 1
+        if zero_top:
+            top = below.new_zeros(below.size(0),
+                                  y.size(1) if last else self.hidden)
+        else:
+            top = row_normalize(y if last else states[index + 1])
+        return torch.cat([below, top], dim=1).detach()
+
+    def bottom_up(self, xa: Tensor, ea: Tensor, y: Tensor) -> list[Tensor]:
+        r"""The initial states: one pass with the top-down inputs zero."""
+        states: list[Tensor] = []
+        for i in range(self.num_layers):
+            inp = self.layer_input(i, states, xa, y, zero_top=True)
+            states.append(F.relu(self.convs[i](inp, ea)))
+        return states
+
+    def order(self) -> list[int]:
+        r"""Update order within a step: even layers, then odd ones."""
+        return (list(range(0, self.num_layers, 2))
+                + list(range(1, self.num_layers, 2)))
+
+    def loss_states(self, index: int, h: Tensor,
+                    states: list[Tensor]) -> Tensor:
+        r"""What layer ``index``'s loss reads: its state (``input``), or
+        its mean with the detached states above (``loss``)."""
+        if self.form == 'input' or index == self.num_layers - 1:
+            return h
+        above = [s.detach() for s in states[index + 1:]]
+        return torch.stack([h] + above).mean(0)
+
+    def forward(self, x: Tensor, edge_index: Tensor, **_: Any) -> Tensor:
+        n = x.size(0)
+        xa, ea, y = self.inputs(x, edge_index)
+        states = self.bottom_up(xa, ea, y)
+        probs = 0.0
+        if self.form == 'loss':
+            for i in range(self.num_layers):
+                z = self.loss_states(i, states[i], states)
+                probs = probs + prototype_logits(z[:n], z[n:],
+                                                 self.tau).softmax(-1)
+            return (probs / self.num_layers).clamp_min(1e-12).log()
+        count = 0
+        for t in range(1, self.test_steps):
+            for i in self.order():
+                states[i] = F.relu(self.convs[i](
+                    self.layer_input(i, states, xa, y), ea))
+            if t >= 2:
+                for h in states:
+                    probs = probs + prototype_logits(h[:n], h[n:],
+                                                     self.tau).softmax(-1)
+                    count += 1
+        return (probs / count).clamp_min(1e-12).log()
 
     def reset_parameters(self) -> None:
         for conv in self.convs:

@@ -324,3 +324,85 @@ def test_link_form_scores_and_pipeline(tmp_path):
         out=str(tmp_path))
     s = fit(cfg)
     assert s.test_mean > 0.7, s.line()
+
+
+def _topdown(form, layers=2):
+    from graphkit.models.forward import TopDownLearner
+    torch.manual_seed(0)
+    widths = TopDownLearner.input_widths(3, 8, 2, layers, form)
+    convs = torch.nn.ModuleList([GCNConv(w, 8) for w in widths])
+    return TopDownLearner(convs, 3, 2, 8, form=form, test_steps=4)
+
+
+def test_topdown_inputs_widths_and_equivariance():
+    from graphkit.models.forward import TopDownLearner
+    assert TopDownLearner.input_widths(3, 8, 2, 3) == [3 + 8, 8 + 8, 8 + 2]
+    assert TopDownLearner.input_widths(3, 8, 2, 3, 'loss') == [3, 8, 8]
+    data = tiny_graph()
+    train = torch.tensor([0, 4])
+    for form in ('input', 'loss'):
+        model = _topdown(form)
+        model.set_labels(train, data.y[train])
+        xa, ea, y = model.inputs(data.x, data.edge_index)
+        assert xa.shape == (8, 3) and y.shape == (8, 2)
+        assert torch.equal(y[0], torch.tensor([1., 0.]))
+        assert torch.equal(y[4], torch.tensor([0., 1.]))
+        assert torch.equal(y[1], torch.tensor([.5, .5]))
+        assert torch.equal(y[6:], torch.eye(2))
+        states = model.bottom_up(xa, ea, y)
+        inp = model.layer_input(0, states, xa, y)
+        assert not inp.requires_grad                    # detached input
+        if form == 'input':    # [norm(x) || norm(h^1)]
+            assert inp.shape == (8, 3 + 8)
+            assert torch.allclose(inp[:, 3:], row_normalize(states[1]))
+        model.eval()
+        out = model(data.x, data.edge_index)
+        assert out.shape == (6, 2)
+        assert torch.allclose(out.exp().sum(-1), torch.ones(6), atol=1e-5)
+        perm = torch.randperm(6, generator=torch.Generator().manual_seed(3))
+        inv = torch.empty_like(perm)
+        inv[perm] = torch.arange(6)
+        pdata = permute_graph(data, perm)
+        model.set_labels(inv[train], data.y[train])
+        assert torch.allclose(model(pdata.x, pdata.edge_index), out[perm],
+                              atol=1e-5)
+
+
+@pytest.mark.parametrize('form', ['input', 'loss'])
+def test_topdown_layers_keep_their_own_gradients(form):
+    from graphkit.pipelines.strategies import (ForwardTopDown,
+                                               ForwardTopDownLoss)
+    data = tiny_graph()
+    model = _topdown(form, layers=3)
+    cls = ForwardTopDown if form == 'input' else ForwardTopDownLoss
+    s = cls(model, lr=0.01)
+    at_own_step = {}
+    for i, opt in enumerate(s.opts):
+        def spy(*a, _i=i, _step=opt.step, **k):
+            at_own_step[_i] = [p.grad.clone()
+                               for p in model.convs[_i].parameters()]
+            return _step(*a, **k)
+        opt.step = spy
+    task = _Task(data, torch.tensor([True, True, False, True, True, False]))
+    out = s.step(task, None)
+    assert torch.isfinite(torch.tensor(out['loss']))
+    assert sorted(at_own_step) == [0, 1, 2]
+    # no later layer's loss added anything to an earlier layer's gradient
+    for i, conv in enumerate(model.convs):
+        assert all(torch.equal(p.grad, g) for p, g in
+                   zip(conv.parameters(), at_own_step[i]))
+    assert len(s.states) == 3 and not any(h.requires_grad for h in s.states)
+
+
+@pytest.mark.parametrize('strategy', ['forward-topdown',
+                                      'forward-topdown-loss'])
+def test_topdown_strategies_train_through_the_pipeline(tmp_path, strategy):
+    cfg = RunConfig(
+        data=DataConfig(name='csbm'),
+        model=ModelConfig(name='gcn', hidden_channels=32, num_layers=2),
+        optim=OptimConfig(lr=0.05, weight_decay=5e-4),
+        train=TrainConfig(epochs=40, runs=1, strategy=strategy,
+                          progress=False),
+        out=str(tmp_path))
+    s = fit(cfg)
+    assert s.test_mean > 0.8, s.line()

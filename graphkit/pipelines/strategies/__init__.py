@@ -4,11 +4,14 @@ from __future__ import annotations
 from graphkit.pipelines.strategies.backprop import Backprop, NonFiniteLossError
 from graphkit.pipelines.strategies.base import Strategy, build_optimizer
 from graphkit.pipelines.strategies.forward import (ForwardFFLA, ForwardFFVN,
-                                                  ForwardLearning, ForwardSF)
+                                                  ForwardLearning, ForwardSF,
+                                                  ForwardTopDown,
+                                                  ForwardTopDownLoss)
 from graphkit.pipelines.strategies.mowst import MowstStrategy
 
 __all__ = ['Strategy', 'Backprop', 'MowstStrategy', 'ForwardLearning',
-           'ForwardSF', 'ForwardFFVN', 'ForwardFFLA',
+           'ForwardSF', 'ForwardFFVN', 'ForwardFFLA', 'ForwardTopDown',
+           'ForwardTopDownLoss',
            'NonFiniteLossError',
            'build_optimizer',
            'STRATEGIES', 'resolve_strategy']
@@ -17,7 +20,10 @@ STRATEGIES: dict[str, type[Strategy]] = {'backprop': Backprop,
                                          'mowst': MowstStrategy,
                                          'forward-sf': ForwardSF,
                                          'forward-ff-vn': ForwardFFVN,
-                                         'forward-ff-la': ForwardFFLA}
+                                         'forward-ff-la': ForwardFFLA,
+                                         'forward-topdown': ForwardTopDown,
+                                         'forward-topdown-loss':
+                                             ForwardTopDownLoss}
 
 
 def resolve_strategy(name: str) -> type[Strategy]:

@@ -37,11 +37,13 @@ from torch.nn import Module
 
 from graphkit.layers.forward import (cached_propagation, ff_loss,
                                      prototype_loss)
-from graphkit.models.forward import ForwardLearner, ForwardLinkLearner
+from graphkit.models.forward import (ForwardLearner, ForwardLinkLearner,
+                                     TopDownLearner)
 from graphkit.pipelines.strategies.backprop import NonFiniteLossError
 from graphkit.pipelines.strategies.base import Strategy, build_optimizer
 
-__all__ = ['ForwardLearning', 'ForwardSF', 'ForwardFFVN', 'ForwardFFLA']
+__all__ = ['ForwardLearning', 'ForwardSF', 'ForwardFFVN', 'ForwardFFLA',
+           'ForwardTopDown', 'ForwardTopDownLoss']
 
 
 def _normalize_(h: Tensor) -> Tensor:
@@ -319,3 +321,116 @@ class ForwardFFVN(ForwardLearning):
 class ForwardFFLA(ForwardLearning):
     r"""Forward-forward with label appending."""
     name, variant = 'forward-ff-la', 'ff-la'
+
+
+class ForwardTopDown(Strategy):
+    r"""SF-TopDown: every layer takes one local step per epoch (a time
+    step), in the order of :meth:`TopDownLearner.order`, on the prototype
+    loss; the recurrent states carry over between epochs (and
+    checkpoints). ``forward-topdown`` is the Top-To-Input form,
+    ``forward-topdown-loss`` the Top-To-Loss form (gradient norms clipped
+    at 1 unless ``optim.grad_clip`` says otherwise). Inputs change every
+    step, so no aggregation is cached.
+    """
+    name = 'forward-topdown'
+    form = 'input'
+    option_prefix = 'forward'
+    compare_backprop = True
+
+    def __init__(self, model: Module, *, optimizer: str = 'adam',
+                 lr: float = 1e-3, weight_decay: float = 5e-4,
+                 grad_clip: float | None = None, **_: Any) -> None:
+        if not isinstance(model, TopDownLearner):
+            raise TypeError(f"'{self.name}' trains a TopDownLearner (built "
+                            f"by {type(self).__name__}.build_model), got "
+                            f"{type(model).__name__}")
+        self.model = model
+        self.grad_clip = (grad_clip if grad_clip is not None else
+                          1.0 if self.form == 'loss' else None)
+        self.opts = [build_optimizer(conv.parameters(), optimizer, lr,
+                                     weight_decay) for conv in model.convs]
+        self.optimizer = self.opts[0]
+        self.states: list[Tensor] | None = None
+
+    @classmethod
+    def build_model(cls, name: str, task, dims: dict[str, Any],
+                    hparams: dict[str, Any], tau: float = 1.0,
+                    test_steps: int = 10, **_: Any) -> TopDownLearner:
+        r"""One layer of the registered stack ``name`` per level, each
+        ``hidden`` wide, with the top-down input widths."""
+        from torch.nn import ModuleList
+
+        from graphkit import models
+        if task.kind != 'node':
+            raise ValueError(f"'{cls.name}' trains node classification "
+                             f"(got a {task.kind} task)")
+        hidden = hparams.get('hidden_channels') or 128
+        layers = hparams.get('num_layers') or 2
+        classes = task.bundle.num_classes
+        convs = ModuleList()
+        for width in TopDownLearner.input_widths(
+                dims['in_channels'], hidden, classes, layers, cls.form):
+            one = models.build(name, task=task.kind,
+                               **dict(dims, in_channels=width,
+                                      out_channels=hidden),
+                               **dict(hparams, hidden_channels=hidden,
+                                      num_layers=1))
+            stack = getattr(one, 'encoder', one)
+            if not hasattr(stack, 'convs'):
+                raise ValueError(f"'{cls.name}' trains a stack of graph "
+                                 f"convolutions (a model with a 'convs' "
+                                 f"list); '{name}' has none")
+            convs.append(stack.convs[0])
+        return TopDownLearner(convs, dims['in_channels'], classes, hidden,
+                              form=cls.form, tau=tau, test_steps=test_steps)
+
+    def step(self, task, batch: Any) -> dict[str, float]:
+        if batch is not None:
+            raise ValueError(f"'{self.name}' trains full-batch; unset "
+                             f"train.batch_size")
+        m = self.model
+        data = task.data
+        n = data.num_nodes
+        train = task.masks['train'].nonzero().view(-1)
+        m.set_labels(train, data.y.view(-1)[train])
+        xa, ea, y = m.inputs(data.x, data.edge_index)
+        if self.states is None:
+            with torch.no_grad():
+                self.states = [s.detach() for s in m.bottom_up(xa, ea, y)]
+        m.train()
+        prev = list(self.states)            # step t - 1
+        order = m.order() if m.form == 'input' else range(m.num_layers)
+        losses = []
+        for i in order:
+            conv = m.convs[i]
+            h = F.relu(conv(m.layer_input(i, self.states, xa, y), ea))
+            z = m.loss_states(i, h, prev)
+            loss = prototype_loss(z[m.label_nodes], z[n:], m.label_classes,
+                                  m.tau)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"non-finite loss ({float(loss)})"
+                                         f" of layer {i}")
+            opt = self.opts[i]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.grad_clip:
+                torch.nn.utils.clip_grad_norm_(conv.parameters(),
+                                               self.grad_clip)
+            opt.step()
+            self.states[i] = h.detach()
+            losses.append(float(loss.detach()))
+        return {'loss': sum(losses) / len(losses)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {'optimizers': [o.state_dict() for o in self.opts],
+                'states': self.states}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for opt, s in zip(self.opts, state['optimizers']):
+            opt.load_state_dict(s)
+        self.states = state['states']
+
+
+class ForwardTopDownLoss(ForwardTopDown):
+    r"""SF-TopDown, Top-To-Loss form."""
+    name, form = 'forward-topdown-loss', 'loss'
