@@ -23,9 +23,9 @@ DATASETS = ['cora', 'citeseer', 'chameleon', 'squirrel', 'actor', 'texas',
             'wisconsin', 'cornell']
 
 
-def _run_or_load(cfg, model, ds, load):
+def _run_or_load(cfg, model, ds, load, resume=False):
     if not load:
-        return fit(cfg)
+        return fit(cfg, resume=resume)
     records = R.read_records(Path(cfg.out) / RECORDS)
     if not records:
         raise FileNotFoundError(f"--from-runs: no finished runs in "
@@ -50,6 +50,9 @@ def main() -> None:
     parser.add_argument('--runs', type=int, default=10)
     parser.add_argument('--epochs', type=int, default=None)
     parser.add_argument('--out', default='runs/mowst-table')
+    parser.add_argument('--resume', action='store_true',
+                        help='keep the runs already finished in --out and '
+                             'train only the missing ones')
     parser.add_argument('--from-runs', action='store_true',
                         help='print the table from the runs already in '
                              '--out instead of training')
@@ -68,10 +71,12 @@ def main() -> None:
                 if args.epochs:
                     cfg.train.epochs = args.epochs
                 cfg.out = str(Path(args.out) / f'{model}-{bb}-{ds}')
-                res[model] = _run_or_load(cfg, model, ds, args.from_runs)
+                res[model] = _run_or_load(cfg, model, ds, args.from_runs,
+                                          args.resume)
                 if model == 'mowst':
                     base = encoder_baseline_config(cfg)
-                    res['base'] = _run_or_load(base, bb, ds, args.from_runs)
+                    res['base'] = _run_or_load(base, bb, ds, args.from_runs,
+                                               args.resume)
 
             def acc(s):
                 return f'{100 * s.test_mean:.2f} ± {100 * s.test_std:.2f}'

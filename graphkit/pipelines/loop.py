@@ -295,8 +295,9 @@ def _check_resume_config(out: Path, cfg: RunConfig) -> None:
     for sec, vals in now.items():
         old = saved.get(sec)
         if isinstance(vals, dict) and isinstance(old, dict):
+            # (fields added since the checkpoint was written are skipped)
             diffs += [f'{sec}.{k}' for k, v in vals.items()
-                      if k != 'progress' and old.get(k) != v]
+                      if k != 'progress' and k in old and old[k] != v]
         elif sec not in ('out', 'device') and old != vals:
             diffs.append(sec)
     if diffs:
