@@ -62,7 +62,13 @@ def main() -> None:
     trained = mowst['trainer'].task
     model, bmodel = mowst['trainer'].model, base['trainer'].model
 
-    # layer-exact mini-batch inference over the same split
+    # layer-exact mini-batch inference over the same split; the full-batch
+    # runs cached GCN's normalised graph, which subgraphs must not reuse
+    from torch_geometric.nn.conv import GCNConv
+    for mod in list(model.modules()) + list(bmodel.modules()):
+        if isinstance(mod, GCNConv):
+            mod.cached = False
+            mod._cached_edge_index = mod._cached_adj_t = None
     task = NodeTask(trained.bundle, batch_size=args.eval_batch_size,
                     eval_batch_size=args.eval_batch_size,
                     num_neighbors=(-1, ) * cfg.model.num_layers)

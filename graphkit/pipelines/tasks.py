@@ -151,7 +151,11 @@ class NodeTask(Task):
     @torch.no_grad()
     def predict(self, model: Module, call=None) -> Any:
         r"""``call`` (the model by default) on every node, full-batch or in
-        layer-exact mini-batches over all neighbours, in eval mode. A model
+        mini-batches over all neighbours, in eval mode. The mini-batches
+        hold every node's full receptive field, so aggregations over
+        in-neighbours (mean, sum, max, attention) are exact; GCN's symmetric
+        normalisation reads degrees inside the subgraph, which differ at
+        its border. A model
         with a ``task_predict(task)`` method does its own inference when
         ``call`` is not given."""
         if call is None and hasattr(model, 'task_predict'):
