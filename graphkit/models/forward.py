@@ -50,7 +50,49 @@ __all__ = ['ForwardLearner', 'ForwardLinkLearner', 'TopDownLearner',
 VARIANTS = ('sf', 'ff-vn', 'ff-la')
 
 
-class ForwardLearner(Module):
+class _ClassNodeStack(Module):
+    r"""Shared state of the node-classification learners: the layers, the
+    class virtual nodes' fixed random features and the labelled nodes."""
+    def __init__(self, convs: ModuleList, in_channels: int,
+                 num_classes: int, seed: int) -> None:
+        super().__init__()
+        if len(convs) < 1:
+            raise ValueError(f"{type(self).__name__} needs at least one "
+                             f"layer")
+        if num_classes < 2:
+            raise ValueError(f"{type(self).__name__} needs >= 2 classes, "
+                             f"got {num_classes}")
+        self.convs = convs
+        self.in_channels = in_channels
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer('virtual_x',
+                             torch.randn(num_classes, in_channels,
+                                         generator=g))
+        # the labelled (training) nodes and their classes
+        self.register_buffer('label_nodes', torch.empty(0,
+                                                        dtype=torch.long))
+        self.register_buffer('label_classes',
+                             torch.empty(0, dtype=torch.long))
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.convs)
+
+    @property
+    def num_classes(self) -> int:
+        return self.virtual_x.size(0)
+
+    def set_labels(self, nodes: Tensor, classes: Tensor) -> None:
+        r"""The labelled (training) nodes and their classes."""
+        self.label_nodes = nodes.to(self.virtual_x.device).long()
+        self.label_classes = classes.to(self.virtual_x.device).long()
+
+    def reset_parameters(self) -> None:
+        for conv in self.convs:
+            conv.reset_parameters()
+
+
+class ForwardLearner(_ClassNodeStack):
     r"""Convolutions trained layer by layer on local losses.
 
     Args:
@@ -66,42 +108,13 @@ class ForwardLearner(Module):
     def __init__(self, convs: ModuleList, in_channels: int,
                  num_classes: int, variant: str = 'sf', tau: float = 1.0,
                  theta: float = 2.0, seed: int = 0) -> None:
-        super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"Unknown forward-learning variant "
                              f"'{variant}'. Valid: {', '.join(VARIANTS)}")
-        if len(convs) < 1:
-            raise ValueError("ForwardLearner needs at least one layer")
-        if num_classes < 2:
-            raise ValueError(f"ForwardLearner needs >= 2 classes, got "
-                             f"{num_classes}")
-        self.convs = convs
+        super().__init__(convs, in_channels, num_classes, seed)
         self.variant, self.tau, self.theta = variant, tau, theta
-        self.in_channels = in_channels
-        g = torch.Generator().manual_seed(seed)
-        self.register_buffer('virtual_x',
-                             torch.randn(num_classes, in_channels,
-                                         generator=g))
-        # the labelled (training) nodes and their classes
-        self.register_buffer('label_nodes', torch.empty(0,
-                                                        dtype=torch.long))
-        self.register_buffer('label_classes',
-                             torch.empty(0, dtype=torch.long))
         # how many layers the prediction uses (the ones trained so far)
         self.register_buffer('active', torch.tensor(len(convs)))
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.convs)
-
-    @property
-    def num_classes(self) -> int:
-        return self.virtual_x.size(0)
-
-    def set_labels(self, nodes: Tensor, classes: Tensor) -> None:
-        r"""The labelled (training) nodes and their classes."""
-        self.label_nodes = nodes.to(self.virtual_x.device).long()
-        self.label_classes = classes.to(self.virtual_x.device).long()
 
     def known(self, num_nodes: int) -> Tensor:
         r"""Per node, its known class, or -1."""
@@ -172,10 +185,6 @@ class ForwardLearner(Module):
                               for h in self.states(x, edge_index, active,
                                                    assign)))
         return torch.stack(scores, dim=1).log_softmax(-1)
-
-    def reset_parameters(self) -> None:
-        for conv in self.convs:
-            conv.reset_parameters()
 
 
 class ForwardLinkLearner(Module):
@@ -249,7 +258,7 @@ class ForwardLinkLearner(Module):
             conv.reset_parameters()
 
 
-class TopDownLearner(Module):
+class TopDownLearner(_ClassNodeStack):
     r"""SF with top-down signals (Park et al., Sec. 4.3): all layers train
     together over time steps on the prototype loss of the class virtual
     nodes.
@@ -281,22 +290,14 @@ class TopDownLearner(Module):
                  num_classes: int, hidden: int, form: str = 'input',
                  tau: float = 1.0, test_steps: int = 10,
                  seed: int = 0) -> None:
-        super().__init__()
         if form not in ('input', 'loss'):
             raise ValueError(f"form must be 'input' or 'loss', got "
                              f"'{form}'")
         if test_steps < 3:
             raise ValueError(f"test_steps must be >= 3, got {test_steps}")
-        self.convs = convs
+        super().__init__(convs, in_channels, num_classes, seed)
         self.form, self.tau, self.test_steps = form, tau, test_steps
-        self.in_channels, self.hidden = in_channels, hidden
-        g = torch.Generator().manual_seed(seed)
-        self.register_buffer('virtual_x', torch.randn(
-            num_classes, in_channels, generator=g))
-        self.register_buffer('label_nodes', torch.empty(0,
-                                                        dtype=torch.long))
-        self.register_buffer('label_classes',
-                             torch.empty(0, dtype=torch.long))
+        self.hidden = hidden
 
     @staticmethod
     def input_widths(in_channels: int, hidden: int, num_classes: int,
@@ -308,16 +309,6 @@ class TopDownLearner(Module):
             return below
         above = [hidden] * (num_layers - 1) + [num_classes]
         return [b + a for b, a in zip(below, above)]
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.convs)
-
-    @property
-    def num_classes(self) -> int:
-        return self.virtual_x.size(0)
-
-    set_labels = ForwardLearner.set_labels
 
     def inputs(self, x: Tensor, edge_index: Tensor
                ) -> tuple[Tensor, Tensor, Tensor]:
@@ -390,7 +381,3 @@ class TopDownLearner(Module):
                                                      self.tau).softmax(-1)
                     count += 1
         return (probs / count).clamp_min(1e-12).log()
-
-    def reset_parameters(self) -> None:
-        for conv in self.convs:
-            conv.reset_parameters()

@@ -385,19 +385,25 @@ _FORWARD_DATASETS = ('cora', 'citeseer', 'pubmed', 'amazon-photo',
                      'amazon-computers')
 
 
-def _forward_preset(dataset: str) -> Callable[[], RunConfig]:
+def _forward_preset(dataset: str, link: bool = False
+                    ) -> Callable[[], RunConfig]:
     def make() -> RunConfig:
+        data = (DataConfig(name=dataset, task='link', split='random',
+                           ratios=(0.64, 0.16, 0.2), metric='auc',
+                           normalize_features=True) if link else
+                DataConfig(name=dataset, split='random',
+                           ratios=(0.64, 0.16, 0.2),
+                           normalize_features=True))
         return RunConfig(
-            data=DataConfig(name=dataset, split='random',
-                            ratios=(0.64, 0.16, 0.2),
-                            normalize_features=True),
+            data=data,
             model=ModelConfig(name='gcn', hidden_channels=128, num_layers=2,
                               dropout=0.0),
             optim=OptimConfig(lr=1e-3, weight_decay=5e-4),
             train=TrainConfig(epochs=1000, runs=5, eval_every=2,
                               patience=100, strategy='forward-sf',
                               forward_patience=100, checkpoint_every=100))
-    make.__doc__ = (f"SF forward learning on {dataset} (64/16/20 random "
+    make.__doc__ = (f"{'ForwardGNN-CE link prediction' if link else 'SF'} "
+                    f"on {dataset} (64/16/20 random {'edge ' if link else ''}"
                     f"splits, 5 runs): GCN 2x128, lr 1e-3, wd 5e-4, at most "
                     f"1000 epochs per layer, patience 100 validations")
     return make
@@ -409,24 +415,6 @@ for _name in _FORWARD_DATASETS:
 
 # Forward learning for links (ForwardGNN-CE with forward-sf), the paper's
 # link protocol: 64/16/20 random edge splits with as many fixed negatives,
-# ROC-AUC, GCN 2 x 128, Adam lr 1e-3 and weight decay 5e-4, at most 1000
-# epochs per layer, patience 100 validations (every 2 epochs), 5 runs.
-def _forward_link_preset(dataset: str) -> Callable[[], RunConfig]:
-    def make() -> RunConfig:
-        return RunConfig(
-            data=DataConfig(name=dataset, task='link', split='random',
-                            ratios=(0.64, 0.16, 0.2), metric='auc',
-                            normalize_features=True),
-            model=ModelConfig(name='gcn', hidden_channels=128, num_layers=2,
-                              dropout=0.0),
-            optim=OptimConfig(lr=1e-3, weight_decay=5e-4),
-            train=TrainConfig(epochs=1000, runs=5, eval_every=2,
-                              patience=100, strategy='forward-sf',
-                              forward_patience=100, checkpoint_every=100))
-    make.__doc__ = (f"ForwardGNN-CE link prediction on {dataset} (64/16/20 "
-                    f"edge splits, ROC-AUC, 5 runs): GCN 2x128, lr 1e-3")
-    return make
-
-
+# ROC-AUC, otherwise as above.
 for _name in ('cora', 'citeseer'):
-    preset(f'forward-sf-link-{_name}')(_forward_link_preset(_name))
+    preset(f'forward-sf-link-{_name}')(_forward_preset(_name, link=True))
