@@ -7,10 +7,10 @@ backprop, by SF with cached aggregation and by SF without it.
 
 Each measurement runs in a fresh subprocess (peak resident memory above the
 level after loading the data and building the model, or the CUDA peak on a
-GPU). SF trains greedily: each layer in turn gets its input from one
-no-gradient pass of the frozen layers below, then trains on it. Its epoch
-time here is one epoch of every layer (the median over ``--epochs``
-epochs per layer, summed over layers), the same work as one backprop
+GPU). SF runs its greedy schedule with ``--epochs`` + 1 epochs per layer:
+each layer trains on a fixed input, and moving up costs one no-gradient
+pass of the finished layer. Its epoch time here is one epoch of every layer
+(the median per layer, summed over layers), the same work as one backprop
 epoch; the one-off input passes are summed separately. Peak memory covers
 training every layer. Ratios are to backprop at the same depth.
 """
@@ -76,14 +76,29 @@ def _child(dataset, layers, mode, epochs, queue):
     if mode == 'backprop':
         epoch, setup = timed_epochs(1)
     else:
-        # one epoch of every layer (each on its frozen input), summed
-        epoch = setup = 0.0
+        # the greedy schedule itself, epochs + 1 epochs per layer: one
+        # epoch of every layer (each on its frozen input) summed, and the
+        # one-off input passes (the first layer's, then each move up)
         strategy = trainer.strategy
+        strategy.layer_epochs, strategy.patience = epochs + 1, 0
+        epoch = setup = 0.0
+        e = 0
         for layer in range(layers):
-            strategy.current, strategy._input = layer, None
-            trainer.model.active.fill_(layer + 1)
-            e, s = timed_epochs(1 + layer * (epochs + 1))
-            epoch, setup = epoch + e, setup + s
+            times = []
+            for k in range(epochs + 1):
+                e += 1
+                t0 = time.perf_counter()
+                trainer.train_epoch(e)
+                if device.type == 'cuda':
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                strategy.end_epoch(e, None)
+                setup += time.perf_counter() - t0
+            med = statistics.median(times[1:])
+            epoch += med
+            if layer == 0:
+                setup += max(times[0] - med, 0.0)
     if device.type == 'cuda':
         mem = (torch.cuda.max_memory_allocated() - before) / 2**20
     else:

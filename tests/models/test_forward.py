@@ -188,6 +188,12 @@ def test_greedy_schedule_restores_best_and_finishes():
         done = s.end_epoch(epoch, {'valid': valid})
     assert not done and s.current == 1 and int(model.active) == 2
     assert s.selectable
+    # layer 1's input came from one pass of layer 0 over its own input:
+    # the same as running the frozen stack from scratch
+    incremental = s._input[0][0][2]()
+    s._input = None
+    s._prepare(task)
+    assert torch.allclose(incremental, s._input[0][0][2](), atol=1e-5)
     assert all(torch.equal(v, snaps[1][k])
                for k, v in model.convs[0].state_dict().items())
     assert s.layers_log[0] == {'layer': 0, 'epochs': 4, 'best_valid': 0.8}

@@ -187,10 +187,7 @@ class ForwardLearning(Strategy):
                 for i in range(self.current):
                     h = F.relu(m.convs[i](_normalize_(h), ea))
                 h = _normalize_(h)
-            fn = (cached_propagation(m.convs[self.current], h, ea)
-                  if self.cache else None)
-            # a cached layer keeps what it needs (GCN: the aggregation)
-            copies.append((None if fn is not None else h, ea, fn))
+            copies.append(self._cached_copy(h, ea))
         self._input = (copies, data.num_nodes)
 
     def _prepare_link(self, task) -> None:
@@ -201,10 +198,7 @@ class ForwardLearning(Strategy):
             for i in range(self.current):
                 h = F.relu(m.convs[i](_normalize_(h), graph))
             h = _normalize_(h)
-        fn = (cached_propagation(m.convs[self.current], h, graph)
-              if self.cache and isinstance(graph, Tensor) else None)
-        self._input = ([(None if fn is not None else h, graph, fn)],
-                       task.num_nodes)
+        self._input = ([self._cached_copy(h, graph)], task.num_nodes)
 
     def _link_step(self, task, idx: Tensor) -> dict[str, float]:
         from torch_geometric.utils import negative_sampling
@@ -283,12 +277,40 @@ class ForwardLearning(Strategy):
                                 'epochs': self.layer_len,
                                 'best_valid': self.best})
         self.layer_len, self.bad = 0, 0
-        self.best, self.best_state, self._input = None, None, None
+        self.best, self.best_state = None, None
         if self.current == self.model.num_layers - 1:
+            self._input = None
             return True
+        # the next layer's inputs: one pass of the finished layer over its
+        # own (cached) inputs, instead of the whole frozen stack again
+        nxt = self._next_inputs()
         self.current += 1
         self.model.active.fill_(self.current + 1)
+        self._input = (None if nxt is None else
+                       ([self._cached_copy(h, g) for h, g in nxt[0]],
+                        nxt[1]))
         return False
+
+    def _cached_copy(self, h: Tensor, graph: Any) -> tuple:
+        r"""One input copy of the current layer: (the input, or None when
+        the cached propagation holds all it needs; the graph; the cached
+        propagation, or None)."""
+        fn = (cached_propagation(self.model.convs[self.current], h, graph)
+              if self.cache and isinstance(graph, Tensor)
+              and graph.layout == torch.strided else None)
+        return (None if fn is not None else h, graph, fn)
+
+    @torch.no_grad()
+    def _next_inputs(self) -> tuple[list, int] | None:
+        if self._input is None:
+            return None
+        copies, n = self._input
+        conv = self.model.convs[self.current]
+        out = []
+        for h, graph, fn in copies:
+            z = F.relu(fn() if fn is not None else conv(h, graph))
+            out.append((_normalize_(z), graph))
+        return out, n
 
     # -- state --------------------------------------------------------------
     _SCHEDULE = ('current', 'layer_len', 'bad', 'best', 'best_state',
