@@ -99,6 +99,13 @@ _FLAG_FIELDS = {'split': ('data', 'split'), 'runs': ('train', 'runs'),
                 'layers': ('model', 'num_layers')}
 
 
+def _protocol(strategy: str) -> str:
+    r"""The preset family of a strategy's protocol (``forward-sf`` for all
+    forward-learning strategies), else the strategy's name."""
+    from graphkit.pipelines.strategies import resolve_strategy
+    return getattr(resolve_strategy(strategy), 'protocol', strategy)
+
+
 def _has_preset(name: str) -> bool:
     from graphkit.pipelines.presets import preset_names
     return name.lower() in preset_names()
@@ -113,9 +120,10 @@ def config_from_args(args: argparse.Namespace):
             cfg.model.name = args.model
         if args.dataset:
             cfg.data.name = args.dataset
-    elif args.strategy and _has_preset(f'{args.strategy}-{args.dataset}'):
+    elif args.strategy and _has_preset(
+            f'{_protocol(args.strategy)}-{args.dataset}'):
         # a strategy's own protocol on this dataset (e.g. forward-sf-cora)
-        cfg = get_preset(f'{args.strategy}-{args.dataset}')
+        cfg = get_preset(f'{_protocol(args.strategy)}-{args.dataset}')
         if args.model:
             cfg.model.name = args.model
     else:

@@ -397,3 +397,18 @@ def test_topdown_strategies_train_through_the_pipeline(tmp_path, strategy):
         out=str(tmp_path))
     s = fit(cfg)
     assert s.test_mean > 0.8, s.line()
+
+
+def test_cli_uses_the_forward_protocol_and_compares_with_backprop():
+    from graphkit.cli import (backprop_baseline_config, build_parser,
+                              config_from_args)
+    for strategy in ('forward-sf', 'forward-topdown', 'forward-ff-la'):
+        args = build_parser().parse_args(
+            ['run', '--model', 'sage', '--strategy', strategy, '--layers',
+             '4', '--dataset', 'citeseer'])
+        cfg = config_from_args(args)
+        assert cfg.train.strategy == strategy
+        assert (cfg.model.name, cfg.model.num_layers) == ('sage', 4)
+        assert cfg.data.ratios == (0.64, 0.16, 0.2) and cfg.train.runs == 5
+        base = backprop_baseline_config(cfg)
+        assert base.train.strategy == 'backprop' and base.data == cfg.data

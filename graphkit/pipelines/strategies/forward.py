@@ -71,6 +71,7 @@ class ForwardLearning(Strategy):
     name = ''
     variant = ''
     option_prefix = 'forward'
+    protocol = 'forward-sf'     # the CLI's preset family (64/16/20 splits)
     needs_epochs = True
     compare_backprop = True     # the CLI also trains the model end to end
 
@@ -357,6 +358,7 @@ class ForwardTopDown(Strategy):
     name = 'forward-topdown'
     form = 'input'
     option_prefix = 'forward'
+    protocol = 'forward-sf'
     compare_backprop = True
 
     def __init__(self, model: Module, *, optimizer: str = 'adam',
