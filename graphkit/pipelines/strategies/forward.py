@@ -46,6 +46,19 @@ __all__ = ['ForwardLearning', 'ForwardSF', 'ForwardFFVN', 'ForwardFFLA',
            'ForwardTopDown', 'ForwardTopDownLoss']
 
 
+def _local_step(loss: Tensor, opt: torch.optim.Optimizer, layer: Module,
+                grad_clip: float | None, index: int) -> None:
+    # one layer's update from its own loss (nothing else has a gradient)
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(f"non-finite loss ({float(loss)}) of "
+                                 f"layer {index}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(layer.parameters(), grad_clip)
+    opt.step()
+
+
 def _normalize_(h: Tensor) -> Tensor:
     # row_normalize, in place (for tensors no one else holds)
     return h.div_(h.norm(dim=-1, keepdim=True).add_(1e-8))
@@ -220,15 +233,8 @@ class ForwardLearning(Strategy):
         return self._update(loss, conv)
 
     def _update(self, loss: Tensor, conv: Module) -> dict[str, float]:
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"non-finite loss ({float(loss)}) of "
-                                     f"layer {self.current}")
-        opt = self.opts[self.current]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(conv.parameters(), self.grad_clip)
-        opt.step()
+        _local_step(loss, self.opts[self.current], conv, self.grad_clip,
+                    self.current)
         return {'loss': float(loss.detach()), 'layer': self.current}
 
     def step(self, task, batch: Any) -> dict[str, float]:
@@ -431,16 +437,7 @@ class ForwardTopDown(Strategy):
             z = m.loss_states(i, h, prev)
             loss = prototype_loss(z[m.label_nodes], z[n:], m.label_classes,
                                   m.tau)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(f"non-finite loss ({float(loss)})"
-                                         f" of layer {i}")
-            opt = self.opts[i]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.grad_clip:
-                torch.nn.utils.clip_grad_norm_(conv.parameters(),
-                                               self.grad_clip)
-            opt.step()
+            _local_step(loss, self.opts[i], conv, self.grad_clip, i)
             self.states[i] = h.detach()
             losses.append(float(loss.detach()))
         return {'loss': sum(losses) / len(losses)}
