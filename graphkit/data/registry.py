@@ -478,20 +478,75 @@ def _build_tu(name: str, root: Path, split: str | None, seed: int,
               **_: Any) -> DatasetBundle:
     import torch_geometric.transforms as T
     from torch_geometric.datasets import TUDataset
-    if split not in (None, 'random'):
-        raise ValueError(f"'{name}' has seeded random graph splits only; "
+    if split not in (None, 'random', '10-fold'):
+        raise ValueError(f"'{name}' has seeded random splits ('random') and "
+                         f"stratified 10-fold cross-validation ('10-fold'); "
                          f"got '{split}'")
     cap = _TU[name]
     transform = T.OneHotDegree(135) if cap == 'IMDB-BINARY' else None
     ds = TUDataset(str(root / 'TUDataset'), cap, transform=transform,
                    **(dataset_kwargs or {}))
     y = ds.y
+    if split == '10-fold':
+        return DatasetBundle(
+            name=name, task='graph', data=ds, metric='accuracy',
+            split_kind='10-fold', num_features=ds.num_features,
+            num_classes=ds.num_classes, task_type='multiclass',
+            fixed_splits=S.kfold_graph_splits(y, 10, seed=0))
     ratios = tuple(ratios or (0.8, 0.1, 0.1))
     return DatasetBundle(
         name=name, task='graph', data=ds, metric='accuracy',
         split_kind='random', num_features=ds.num_features,
         num_classes=ds.num_classes, task_type='multiclass',
         random_split=lambda s: S.random_graph_split(y, ratios, seed=s))
+
+
+
+
+
+# PATTERN / CLUSTER: (generator, train / valid / test graphs of the paper).
+_SBM_BENCH = {'pattern': ('sbm_pattern', (10000, 2000, 2000)),
+              'cluster': ('sbm_cluster', (10000, 1000, 1000))}
+
+
+def _build_sbm_benchmark(name: str, root: Path, split: str | None,
+                         seed: int, task: str, ratios=None, options=None,
+                         dataset_kwargs=None, **_: Any) -> DatasetBundle:
+    r"""PATTERN / CLUSTER drawn by :mod:`graphkit.data.synthetic`: node
+    classification over many small graphs, trained inductively on whole
+    graphs. Options: ``num_train``, ``num_valid``, ``num_test`` (the paper's
+    sizes by default) and the generator's own arguments. The samples are
+    graphkit's own draws of the published procedure."""
+    from torch_geometric.data import InMemoryDataset
+
+    from graphkit.data import synthetic
+    if split not in (None, 'fixed'):
+        raise ValueError(f"'{name}' has one fixed train/valid/test split of "
+                         f"graphs; got '{split}'")
+    fn_name, sizes = _SBM_BENCH[name]
+    opts = dict(options or {})
+    sizes = tuple(int(opts.pop(k, d)) for k, d in
+                  zip(('num_train', 'num_valid', 'num_test'), sizes))
+    graphs = getattr(synthetic, fn_name)(num_graphs=sum(sizes),
+                                         seed=opts.pop('seed', seed), **opts)
+    transform = (dataset_kwargs or {}).get('pre_transform')
+    if transform is not None:
+        graphs = [transform(g) for g in graphs]
+    ds = InMemoryDataset()
+    ds.data, ds.slices = ds.collate(graphs)
+    bounds = torch.tensor(sizes).cumsum(0).tolist()
+    split_obj = S.GraphSplit(torch.arange(0, bounds[0]),
+                             torch.arange(bounds[0], bounds[1]),
+                             torch.arange(bounds[1], bounds[2]),
+                             name='fixed')
+    num_classes = int(ds._data.y.max()) + 1
+    return DatasetBundle(
+        name=name, task='node', data=ds, metric='balanced_accuracy',
+        split_kind='fixed', num_features=ds.num_features,
+        num_classes=num_classes, task_type='multiclass',
+        fixed_splits=[split_obj],
+        info={'inductive': True, 'class_weighted': True,
+              'graphs': list(sizes)})
 
 
 def _movielens_layout(name: str, split: str | None) -> RawLayout:
@@ -618,7 +673,7 @@ for _n in _AMAZON:
                           description='co-purchase / co-author graph'))
 for _n in _TU:
     _register(DatasetSpec(_n, 'graph', 'TUDataset', _tu_layout, _build_tu,
-                          splits=('random', ),
+                          splits=('random', '10-fold'),
                           description='TU graph classification'))
 _register(DatasetSpec('movielens-100k', 'recommendation', 'MovieLens100K',
                       _movielens_layout, _build_movielens,
@@ -629,6 +684,11 @@ _register(DatasetSpec('karate', 'node', 'networkx', _no_layout,
                       _build_karate, tasks=('node', 'link'),
                       splits=('random', ),
                       description="Zachary's karate club (networkx)"))
+for _n in _SBM_BENCH:
+    _register(DatasetSpec(_n, 'node', 'synthetic', _no_layout,
+                          _build_sbm_benchmark, splits=('fixed', ),
+                          description='SBM benchmark of Dwivedi et al. '
+                          '(own seeded draws)'))
 for _n in ('csbm', 'sbm'):
     _register(DatasetSpec(_n, 'node', 'synthetic', _no_layout,
                           _build_synthetic, tasks=('node', 'link'),
@@ -739,11 +799,13 @@ def load(name: str, root: str | Path | None = None,
     bundle = spec.build(spec.name, root=root_path, split=split, seed=seed,
                         task=task, ratios=ratios, options=options,
                         dataset_kwargs=dataset_kwargs)
-    if undirected and bundle.task == 'node':
+    if undirected and bundle.task == 'node' and \
+            not bundle.info.get('inductive'):
         from torch_geometric.utils import to_undirected
         bundle.data.edge_index = to_undirected(bundle.data.edge_index,
                                                num_nodes=bundle.data.num_nodes)
-    if normalize_features and bundle.task in ('node', 'link'):
+    if normalize_features and bundle.task in ('node', 'link') and \
+            not bundle.info.get('inductive'):
         from torch_geometric.transforms import NormalizeFeatures
         if bundle.data.x is not None:
             bundle.data = NormalizeFeatures()(bundle.data)

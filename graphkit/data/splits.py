@@ -23,6 +23,7 @@ __all__ = [
     'LinkSplit',
     'GraphSplit',
     'RecommendationSplit',
+    'kfold_graph_splits',
     'class_balanced_split',
     'masks_from_columns',
     'random_link_split',
@@ -282,6 +283,34 @@ def random_graph_split(y: Tensor, ratios: Sequence[float] = (0.8, 0.1, 0.1),
         parts[2].append(idx[n_train + n_val:])
     out = [torch.cat(p).sort().values for p in parts]
     return GraphSplit(*out, name=f'random(seed={seed})')
+
+
+def kfold_graph_splits(y: Tensor, folds: int = 10, seed: int = 0
+                       ) -> list[GraphSplit]:
+    r"""Stratified :math:`k`-fold cross-validation over graphs, the TU
+    protocol: split :math:`r` tests on fold :math:`r`, validates on fold
+    :math:`r+1 \bmod k`, and trains on the other :math:`k-2` folds. Each
+    class is dealt round-robin over the folds after a seeded shuffle, so
+    fold sizes differ by at most one per class."""
+    if folds < 3:
+        raise ValueError(f"k-fold splits need folds >= 3, got {folds}")
+    gen = _generator(seed)
+    y = y.view(y.size(0), -1)[:, 0]
+    fold_of = torch.empty(y.numel(), dtype=torch.long)
+    offset = 0
+    for k in y.unique():
+        idx = (y == k).nonzero().view(-1)
+        idx = idx[torch.randperm(idx.numel(), generator=gen)]
+        fold_of[idx] = (torch.arange(idx.numel()) + offset) % folds
+        offset += idx.numel()
+    out = []
+    for r in range(folds):
+        test = (fold_of == r).nonzero().view(-1)
+        val = (fold_of == (r + 1) % folds).nonzero().view(-1)
+        train = ((fold_of != r) & (fold_of != (r + 1) % folds)
+                 ).nonzero().view(-1)
+        out.append(GraphSplit(train, val, test, name=f'fold {r}/{folds}'))
+    return out
 
 
 def _unique_pairs(index: Tensor, what: str) -> Tensor:

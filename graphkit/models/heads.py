@@ -43,6 +43,12 @@ class NodeModel(Module):
         (e.g. HiGCN's flower-petal operators)."""
         return getattr(self.encoder, 'data_keys', ())
 
+    @property
+    def takes_batch(self) -> bool:
+        r"""Whether the encoder reads the ``batch`` vector of a
+        multi-graph batch (e.g. per-graph attention)."""
+        return getattr(self.encoder, 'takes_batch', False)
+
     def forward(self, x: Tensor, edge_index: Any,
                 edge_weight: Tensor | None = None, **inputs: Any) -> Tensor:
         if edge_weight is not None:
@@ -153,6 +159,9 @@ class GraphModel(Module):
                 num_graphs: int | None = None, **inputs: Any) -> Tensor:
         if self.node_encoder is not None:
             x = self.node_encoder(x)
+        if getattr(self.encoder, 'takes_batch', False):
+            # e.g. graph transformers' per-graph attention
+            inputs['batch'] = batch
         h = self.encoder(x, edge_index, **inputs)
         if batch is None:
             batch = h.new_zeros(h.size(0), dtype=torch.long)
@@ -204,6 +213,8 @@ def graph_model(encoder: str, in_channels: int, out_channels: int,
         from ogb.graphproppred.mol_encoder import AtomEncoder
         node_encoder = AtomEncoder(hidden_channels)
         dim_in = hidden_channels
+    # categorical (OGB bond) edge features come with the atom features
+    hparams.setdefault('categorical_edges', atom_features)
     enc = build_encoder(encoder, dim_in, hidden_channels,
                         hidden_channels=hidden_channels, dropout=dropout,
                         **hparams)

@@ -7,6 +7,7 @@ functions, :mod:`graphkit.pipelines.presets`) return full configs, and
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -31,6 +32,8 @@ class DataConfig:
     normalize_features: bool = False
     undirected: bool = False
     metric: str | None = None
+    # Generator options of synthetic datasets (csbm, sbm, pattern, cluster).
+    options: dict | None = None
 
 
 @dataclass(kw_only=True)
@@ -96,6 +99,17 @@ class ModelConfig:
     gate_features: bool = False
     dispersion_grad: bool = False
     inference: str = 'expectation'
+    # Graph transformers: neighbour ('sparse') or all-pairs ('full')
+    # attention, positional encoding ('lap', 'rw', 'none'; None: the
+    # model's default) and its width, edge features on/off; GPS: local
+    # model, global attention type and attention dropout.
+    attention: str = 'sparse'
+    pe: str | None = None
+    pe_dim: int | None = None
+    edge_features: bool = True
+    local: str = 'gine'
+    attn_type: str = 'multihead'
+    attn_dropout: float = 0.5
 
     def hparams(self) -> dict[str, Any]:
         r"""Keyword arguments for :func:`graphkit.models.build` (everything
@@ -265,6 +279,17 @@ def _coerce(key: str, raw: str, hint: Any) -> Any:
                               f"{article} {hint.__name__}") from None
     if hint is str:
         return raw
+    if hint is dict:
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"Bad value '{raw}' for '{key}': expected a "
+                              f"JSON object, e.g. '{{\"num_train\": 100}}' "
+                              f"({err.msg})") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"Bad value '{raw}' for '{key}': expected a "
+                              f"JSON object")
+        return value
     raise ConfigError(f"Cannot set '{key}' of type {_type_name(hint)}")
 
 

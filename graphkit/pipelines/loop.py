@@ -328,7 +328,7 @@ def fit(cfg: RunConfig, *, resume: bool = False,
         bundle = gdata.load(dc.name, root=dc.root, mirror=dc.mirror,
                             split=dc.split, seed=cfg.train.seed,
                             task=dc.task or _model_task(cfg, dc.name),
-                            ratios=dc.ratios,
+                            ratios=dc.ratios, options=dc.options,
                             normalize_features=dc.normalize_features,
                             undirected=dc.undirected,
                             pre_transform=models.pre_transform_for(

@@ -34,6 +34,22 @@ def accuracy(pred: Tensor, y: Tensor) -> float:
     return float((pred == y).float().mean())
 
 
+def balanced_accuracy(pred: Tensor, y: Tensor) -> float:
+    r"""Mean over the classes present in ``y`` of the per-class accuracy
+    (recall), the SBM benchmarks' accuracy (Dwivedi et al., 2020)."""
+    if pred.dim() == 2:
+        pred = pred.argmax(-1)
+    if pred.shape != y.shape:
+        raise ValueError(f"balanced_accuracy: predictions "
+                         f"{tuple(pred.shape)} and labels {tuple(y.shape)} "
+                         f"differ in shape")
+    if y.numel() == 0:
+        return float('nan')
+    classes = y.unique()
+    recall = [(pred[y == c] == c).float().mean() for c in classes]
+    return float(torch.stack(recall).mean())
+
+
 def roc_auc(pos: Tensor, neg: Tensor) -> float:
     r"""Area under the ROC curve of positive vs negative scores, via the
     Mann-Whitney U statistic with average ranks for ties."""
@@ -181,6 +197,8 @@ def compute(metric: str, **kwargs: Tensor) -> float:
     table = {
         'accuracy': lambda: accuracy(kwargs['pred'], kwargs['y']),
         'acc': lambda: accuracy(kwargs['pred'], kwargs['y']),
+        'balanced_accuracy': lambda: balanced_accuracy(kwargs['pred'],
+                                                       kwargs['y']),
         'auc': lambda: roc_auc(kwargs['pos'], kwargs['neg']),
         'rocauc': lambda: roc_auc(kwargs['pos'], kwargs['neg']),
         'mrr': lambda: mrr(kwargs['pos'], kwargs['neg']),

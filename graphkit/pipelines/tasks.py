@@ -19,7 +19,7 @@ from graphkit.data import loaders
 from graphkit.data.registry import DatasetBundle, lower_is_better
 from graphkit.pipelines import metrics as M
 
-__all__ = ['Task', 'NodeTask', 'LinkTask', 'GraphTask',
+__all__ = ['Task', 'NodeTask', 'LinkTask', 'GraphTask', 'GraphNodeTask',
            'RecommendationTask', 'make_task', 'TASKS']
 
 
@@ -370,6 +370,9 @@ class GraphTask(Task):
     def model_dims(self) -> dict[str, Any]:
         out = super().model_dims()
         out['atom_features'] = bool(self.bundle.info.get('atom_features'))
+        # edge feature width, for models that read edge_attr
+        out['edge_dim'] = int(getattr(self.bundle.data, 'num_edge_features',
+                                      0) or 0)
         return out
 
     def setup(self, split) -> None:
@@ -442,6 +445,39 @@ class GraphTask(Task):
             if which == 'valid':
                 res['valid_loss'] = float(self._criterion(out, y))
         return res
+
+
+class GraphNodeTask(GraphTask):
+    r"""Node classification over a dataset of many small graphs, trained
+    and evaluated on whole graphs (PATTERN and CLUSTER): mini-batches of
+    graphs, a per-node cross-entropy that is class-weighted per batch when
+    the dataset asks for it (Dwivedi et al.: :math:`w_c = (V - n_c)/V` over
+    the :math:`V` nodes of the batch, 0 for absent classes), and scores over
+    all nodes of the split's graphs."""
+    kind = 'node'
+
+    def model_dims(self) -> dict[str, Any]:
+        out = super().model_dims()
+        out.pop('atom_features', None)
+        return out
+
+    def _forward(self, model, batch) -> Tensor:
+        batch = batch.to(self.device)
+        inputs = self.graph_inputs(model, batch)
+        if getattr(model, 'takes_batch', False):
+            inputs['batch'] = batch.batch
+        return model(batch.x.float(), batch.edge_index, **inputs)
+
+    def _criterion(self, out: Tensor, y: Tensor) -> Tensor:
+        y = y.view(-1)
+        if not self.bundle.info.get('class_weighted'):
+            return F.cross_entropy(out, y)
+        counts = torch.bincount(y, minlength=out.size(1)).float()
+        weight = (y.numel() - counts) / y.numel() * (counts > 0).float()
+        return F.cross_entropy(out, y, weight=weight)
+
+    def score(self, out: Tensor, y: Tensor) -> float:
+        return M.compute(self.metric, pred=out, y=y.view(-1))
 
 
 # ----------------------------------------------------------------------------
@@ -778,4 +814,6 @@ def make_task(bundle: DatasetBundle, **kwargs: Any) -> Task:
         raise ValueError(
             f"No training task is registered for '{bundle.task}' datasets "
             f"('{bundle.name}'). Registered tasks: {', '.join(TASKS)}")
+    if bundle.task == 'node' and bundle.info.get('inductive'):
+        return GraphNodeTask(bundle, **kwargs)
     return TASKS[bundle.task](bundle, **kwargs)
