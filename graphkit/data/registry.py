@@ -792,9 +792,14 @@ def load(name: str, root: str | Path | None = None,
         raw = layout.dirs[0]
         processed = root_path / (raw[:-3] + 'processed' if raw.endswith(
             '/raw') else raw + '/processed')
+        stale = _stale_pre_transform(processed, pre_transform)
         if spec.family != 'OGB':
-            dataset_kwargs['force_reload'] = _stale_pre_transform(
-                processed, pre_transform)
+            dataset_kwargs['force_reload'] = stale
+        elif stale:
+            # OGB's classes take no force_reload: drop our processed cache
+            # (under the writable root, never the mirror) so it is rebuilt.
+            import shutil
+            shutil.rmtree(processed)
     dataset_kwargs['pre_transform'] = pre_transform
     bundle = spec.build(spec.name, root=root_path, split=split, seed=seed,
                         task=task, ratios=ratios, options=options,

@@ -127,11 +127,14 @@ class GraphTransformerLayer(MessagePassing):
         clamp (float): the score clamp (5 in the paper).
         bias (bool): biases of :math:`Q, K, V, E` (off in the paper).
         residual (bool): the two residual connections.
+        edge_update (bool): compute the new edge features :math:`e_{out}`
+            (a model's last layer can skip it: nothing reads them).
     """
     def __init__(self, channels: int, heads: int = 8,
                  edge_features: bool = False, norm: str | None = 'batch',
                  dropout: float = 0.0, clamp: float = 5.0,
-                 bias: bool = False, residual: bool = True) -> None:
+                 bias: bool = False, residual: bool = True,
+                 edge_update: bool = True) -> None:
         super().__init__(aggr='add', node_dim=0)
         if channels % heads:
             raise ValueError(f"GraphTransformerLayer: channels ({channels}) "
@@ -139,6 +142,7 @@ class GraphTransformerLayer(MessagePassing):
         self.channels, self.heads = channels, heads
         self.head_dim = channels // heads
         self.edge_features = edge_features
+        self.edge_update = edge_features and edge_update
         self.dropout, self.clamp, self.residual = dropout, clamp, residual
         self.lin_q = Linear(channels, channels, bias=bias)
         self.lin_k = Linear(channels, channels, bias=bias)
@@ -149,6 +153,7 @@ class GraphTransformerLayer(MessagePassing):
         self.norm2_h = norm_layer(norm, channels)
         if edge_features:
             self.lin_e = Linear(channels, channels, bias=bias)
+        if self.edge_update:
             self.out_e = Linear(channels, channels)
             self.norm1_e = norm_layer(norm, channels)
             self.ffn_e = _FeedForward(channels, dropout)
@@ -164,7 +169,8 @@ class GraphTransformerLayer(MessagePassing):
                 edge_attr: Tensor | None = None
                 ) -> Tensor | tuple[Tensor, Tensor]:
         r"""Returns the new node features, and the new edge features when
-        the layer was built with ``edge_features=True``."""
+        the layer was built with ``edge_features=True`` and
+        ``edge_update=True``."""
         if x.dim() != 2 or x.size(-1) != self.channels:
             raise ValueError(f"GraphTransformerLayer expects x of shape "
                              f"[num_nodes, {self.channels}], got "
@@ -193,7 +199,7 @@ class GraphTransformerLayer(MessagePassing):
                            size=(x.size(0), x.size(0)))
         h = self.out_h(h.reshape(-1, self.channels))
         h = self._block(x, h, self.norm1_h, self.ffn_h, self.norm2_h)
-        if e is None:
+        if not self.edge_update:
             return h
         e_new = self.out_e(w_hat.reshape(-1, self.channels))
         e_new = self._block(edge_attr, e_new, self.norm1_e, self.ffn_e,

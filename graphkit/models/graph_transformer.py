@@ -136,9 +136,11 @@ class GraphTransformer(Module):
         self.encoder = _InputEncoder(in_channels, hidden_channels, self.pe,
                                      pe_dim, edge_dim if use_edges else 0,
                                      categorical_edges)
+        # the last layer's edge outputs would be unused: it skips them
         self.layers = ModuleList([
             GraphTransformerLayer(hidden_channels, heads, use_edges, norm,
-                                  dropout) for _ in range(num_layers)])
+                                  dropout, edge_update=i < num_layers - 1)
+            for i in range(num_layers)])
         if head is None:
             head = out_channels != hidden_channels
         d = hidden_channels
@@ -171,10 +173,10 @@ class GraphTransformer(Module):
         if self.attention == 'full':
             edge_index = complete_edge_index(batch, x.size(0)).to(x.device)
         for layer in self.layers:
-            if e is None:
-                h = layer(h, edge_index)
-            else:
+            if layer.edge_update:
                 h, e = layer(h, edge_index, e)
+            else:
+                h = layer(h, edge_index, e)
         return self.head(h) if self.head is not None else h
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ['dense_adjacency', 'dense_gcn_layer', 'dense_sheaf_laplacian']
+__all__ = ['dense_adjacency', 'dense_gcn_layer', 'dense_sheaf_laplacian',
+           'dense_graph_transformer_attention']
 
 
 def dense_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
@@ -84,3 +85,36 @@ def dense_sheaf_laplacian(edge_index: Tensor, maps: Tensor, num_nodes: int,
                                                             dtype=maps.dtype))
         blocks[s, s] = vec @ torch.diag(lam.rsqrt()) @ vec.t()
     return blocks @ lap @ blocks
+
+
+def dense_graph_transformer_attention(x: Tensor, edge_index: Tensor,
+                                      wq: Tensor, wk: Tensor, wv: Tensor,
+                                      heads: int, clamp: float = 5.0,
+                                      edge_attr: Tensor | None = None,
+                                      we: Tensor | None = None
+                                      ) -> tuple[Tensor, Tensor | None]:
+    r"""Dwivedi & Bresson's attention with dense :math:`N \times N \times H`
+    score tensors and a neighbour mask: returns the concatenated head
+    outputs :math:`\Vert_k \sum_j w_{ij}^k V^k h_j` (before :math:`O_h`)
+    and, with edge features, the un-summed scores of every edge in
+    ``edge_index`` order (before :math:`O_e`). Edges must be unique."""
+    n, d = x.shape
+    dk = d // heads
+    q = (x @ wq.t()).view(n, heads, dk)
+    k = (x @ wk.t()).view(n, heads, dk)
+    v = (x @ wv.t()).view(n, heads, dk)
+    # pair[i, j] = q_i * k_j / sqrt(dk), for every i (target), j (source)
+    pair = q.unsqueeze(1) * k.unsqueeze(0) / dk**0.5  # [n, n, H, dk]
+    edge_out = None
+    if edge_attr is not None:
+        e = (edge_attr @ we.t()).view(-1, heads, dk)
+        dense_e = torch.zeros(n, n, heads, dk)
+        dense_e[edge_index[1], edge_index[0]] = e
+        pair = pair * dense_e
+        edge_out = pair[edge_index[1], edge_index[0]].reshape(-1, d)
+    score = pair.sum(-1).clamp(-clamp, clamp)  # [n, n, H]
+    mask = dense_adjacency(edge_index, n).bool()
+    score = score.masked_fill(~mask.unsqueeze(-1), float('-inf'))
+    w = torch.softmax(score, dim=1).nan_to_num(0.0)  # rows without edges
+    out = torch.einsum('ijh,jhd->ihd', w, v).reshape(n, d)
+    return out, edge_out
