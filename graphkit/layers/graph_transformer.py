@@ -183,14 +183,19 @@ class GraphTransformerLayer(MessagePassing):
                              f"[{edge_index.size(1)}, {self.channels}], got "
                              f"{got}")
         H, D = self.heads, self.head_dim
-        q = self.lin_q(x).view(-1, H, D)
-        k = self.lin_k(x).view(-1, H, D)
-        v = self.lin_v(x).view(-1, H, D)
+        # scale the N queries rather than the E products
+        # Q, K and V in one matrix product
+        weight = torch.cat([self.lin_q.weight / math.sqrt(D),
+                            self.lin_k.weight, self.lin_v.weight])
+        bias = None if self.lin_q.bias is None else torch.cat([
+            self.lin_q.bias / math.sqrt(D), self.lin_k.bias,
+            self.lin_v.bias])
+        q, k, v = F.linear(x, weight, bias).view(-1, 3, H, D).unbind(1)
         e = self.lin_e(edge_attr).view(-1, H, D) if self.edge_features \
             else None
         # Un-summed scores [E, H, D], then clamped scalar scores per head.
         src, dst = edge_index[0], edge_index[1]
-        w_hat = q[dst] * k[src] / math.sqrt(D)
+        w_hat = q.index_select(0, dst) * k.index_select(0, src)
         if e is not None:
             w_hat = w_hat * e
         score = w_hat.sum(-1).clamp(-self.clamp, self.clamp)
