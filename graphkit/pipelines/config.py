@@ -250,6 +250,8 @@ def _coerce(key: str, raw: str, hint: Any) -> Any:
         if raw.strip().lower() in ('none', 'null', '') and \
                 type(None) in args:
             return None
+        if len(inner) == 1:  # keep the inner type's own message
+            return _coerce(key, raw, inner[0])
         for a in inner:
             try:
                 return _coerce(key, raw, a)

@@ -261,3 +261,34 @@ def test_graph_transformer_node_classification(tmp_path, attention):
         out=str(tmp_path))
     s = fit(cfg)
     assert s.test_mean > 0.7, s.line()  # 3 balanced classes: chance 0.33
+
+
+def test_cli_runs_graph_transformer_with_generator_options(tmp_path, capsys):
+    from graphkit.cli import main
+    code = main(['run', '--model', 'graph-transformer', '--dataset',
+                 'cluster', '--epochs', '2', '--runs', '1', '--out',
+                 str(tmp_path), '--no-progress',
+                 '--set', 'data.options={"num_train": 8, "num_valid": 4, '
+                 '"num_test": 4}',
+                 '--set', 'model.num_layers=1',
+                 '--set', 'model.hidden_channels=16',
+                 '--set', 'train.batch_size=4'])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert '| graph-transformer | cluster | balanced_accuracy | 1 |' in out
+
+
+def test_bad_graph_transformer_settings_raise_clear_errors():
+    with pytest.raises(ValueError, match="'lap', 'rw' or 'none'"):
+        GraphTransformer(4, 6, 16, 1, heads=4, pe='wl')
+    with pytest.raises(ValueError, match="'sparse' or 'full'"):
+        GraphTransformer(4, 6, 16, 1, heads=4, attention='local')
+    model = GraphTransformer(4, 6, 16, 1, heads=4, pe='lap', pe_dim=3)
+    g = _small_graphs()[0]
+    with pytest.raises(ValueError, match='data.lap_pe'):
+        model(g.x, g.edge_index)
+    from graphkit.pipelines.config import ConfigError, apply_overrides
+    with pytest.raises(ConfigError, match='JSON object'):
+        apply_overrides(RunConfig(), ['data.options=[1, 2]'])
+    cfg = apply_overrides(RunConfig(), ['data.options={"num_train": 3}'])
+    assert cfg.data.options == {'num_train': 3}
