@@ -180,6 +180,14 @@ class TrainConfig:
     # Link prediction: remove each batch's target links from the graph the
     # model sees during that step (NCN's target-link removal).
     target_link_removal: bool = False
+    # Halve-on-plateau learning rate (torch's ReduceLROnPlateau rule on the
+    # validation loss, counted in evaluations): multiply every learning
+    # rate by lr_plateau_factor after more than lr_plateau_patience
+    # evaluations without a lower validation loss, and end the run once
+    # the largest rate falls below min_lr. None: a constant rate.
+    lr_plateau_factor: float | None = None
+    lr_plateau_patience: int = 10
+    min_lr: float = 1e-6
     checkpoint_every: int = 10
     progress: bool | None = None
 

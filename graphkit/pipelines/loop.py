@@ -155,6 +155,11 @@ class Trainer:
         self.train_time = 0.0
         self.elapsed = 0.0
         self.stopped_early = False
+        factor = cfg.train.lr_plateau_factor
+        if factor is not None and not 0.0 < factor < 1.0:
+            raise ConfigError(f"train.lr_plateau_factor must lie in (0, 1), "
+                              f"got {factor}")
+        self.plateau = {'best': float('inf'), 'bad': 0}
 
     # -- Stateful ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -162,6 +167,7 @@ class Trainer:
                 'bad_evals': self.bad_evals, 'val_losses': self.val_losses,
                 'history': self.history,
                 'train_time': self.train_time, 'elapsed': self.elapsed,
+                'plateau': dict(self.plateau),
                 'model': self.model.state_dict(),
                 'strategy': self.strategy.state_dict(), 'rng': _rng_state()}
 
@@ -171,6 +177,7 @@ class Trainer:
         for key in ('epoch', 'best', 'bad_evals', 'val_losses', 'history',
                     'train_time', 'elapsed'):
             setattr(self, key, state[key])
+        self.plateau = dict(state.get('plateau', self.plateau))
         _set_rng_state(state['rng'])
 
     # -- selection -----------------------------------------------------------
@@ -196,6 +203,37 @@ class Trainer:
                     and valid_loss > float(np.mean(previous)))
         raise ValueError(f"Unknown early_stop rule '{tc.early_stop}': "
                          f"expected 'patience' or 'gpr'")
+
+    def _optimizers(self) -> list[torch.optim.Optimizer]:
+        r"""Every optimizer the strategy holds (one, or one per expert or
+        layer)."""
+        found: list[torch.optim.Optimizer] = []
+        for value in vars(self.strategy).values():
+            for opt in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(opt, torch.optim.Optimizer) and \
+                        all(opt is not o for o in found):
+                    found.append(opt)
+        return found
+
+    def _plateau_step(self, valid_loss: float) -> bool:
+        r"""The learning-rate plateau rule; returns whether the rate fell
+        below ``train.min_lr`` (the run then ends)."""
+        tc = self.cfg.train
+        if tc.lr_plateau_factor is None:
+            return False
+        if valid_loss < self.plateau['best']:
+            self.plateau = {'best': valid_loss, 'bad': 0}
+            return False
+        self.plateau['bad'] += 1
+        if self.plateau['bad'] <= tc.lr_plateau_patience:
+            return False
+        self.plateau['bad'] = 0
+        lrs = []
+        for opt in self._optimizers():
+            for group in opt.param_groups:
+                group['lr'] *= tc.lr_plateau_factor
+                lrs.append(group['lr'])
+        return bool(lrs) and max(lrs) < tc.min_lr
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         gen = gloaders.epoch_generator(self.seed, epoch)
@@ -238,6 +276,9 @@ class Trainer:
                 elif self.strategy.selectable:
                     self.bad_evals += 1
                 stop = self._should_stop(scores['valid_loss'])
+                stop = self._plateau_step(scores['valid_loss']) or stop
+                entry['lr'] = max((g['lr'] for o in self._optimizers()
+                                   for g in o.param_groups), default=0.0)
                 bar.set_postfix(loss=f"{entry['loss']:.4f}",
                                 valid=f"{scores['valid']:.4f}")
             else:

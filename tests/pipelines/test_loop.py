@@ -82,6 +82,37 @@ def test_early_stopping(tmp_path):
     assert r.epochs - r.best_epoch == 5
 
 
+def test_lr_plateau_halves_and_stops_at_min_lr(tmp_path):
+    # dropout 0 and lr 0: the validation loss never improves after the
+    # first evaluation, so the rate is cut after patience + 1 evaluations
+    cfg = _cfg(tmp_path, runs=1, epochs=100, lr_plateau_factor=0.5,
+               lr_plateau_patience=2, min_lr=1e-6)
+    cfg.model.dropout, cfg.optim.lr = 0.0, 0.0
+    r = fit(cfg).records[0]
+    assert r.stopped_early and r.epochs == 1 + 3
+
+    assert [h['lr'] for h in r.history] == [0.0] * 4  # reported per eval
+
+    from graphkit.pipelines.config import ConfigError
+    with pytest.raises(ConfigError, match='lr_plateau_factor'):
+        fit(_cfg(tmp_path, runs=1, lr_plateau_factor=2.0))
+
+
+def test_lr_plateau_rule_scales_every_optimizer(tmp_path):
+    from graphkit.pipelines import make_task
+    from graphkit.pipelines.loop import Trainer
+    cfg = _cfg(tmp_path, lr_plateau_factor=0.5, lr_plateau_patience=1,
+               min_lr=0.003)
+    bundle = gdata.load('csbm')
+    trainer = Trainer(cfg, make_task(bundle), 0, torch.device('cpu'))
+    stops = [trainer._plateau_step(v) for v in (1.0, 0.9, 0.95, 0.95)]
+    assert stops == [False] * 4
+    assert trainer.strategy.optimizer.param_groups[0]['lr'] == 0.005
+    stops = [trainer._plateau_step(v) for v in (0.95, 0.95)]
+    assert stops == [False, True]  # 0.0025 < min_lr
+    assert trainer.state_dict()['plateau'] == {'best': 0.9, 'bad': 0}
+
+
 def test_nan_loss_names_epoch(tmp_path):
     cfg = _cfg(tmp_path, runs=1)
     cfg.optim.lr = 1e30
