@@ -86,7 +86,48 @@ class _InputEncoder(Module):
         return h, e
 
 
-class GraphTransformer(Module):
+class _PositionalModel(Module):
+    r"""What the graph transformers share: the input encoder, the data
+    they read (PE, edge features), an optional per-node MLP readout
+    :math:`d \to d/2 \to d/4 \to C`, and ``batch`` as an input."""
+    takes_batch = True
+    pe: str | None
+    use_edges: bool
+
+    def _make_head(self, d: int, out_channels: int, head: bool | None
+                   ) -> None:
+        if head is None:
+            head = out_channels != d
+        if not head and out_channels != d:
+            raise ValueError(f"{type(self).__name__}(head=False) outputs "
+                             f"hidden_channels features; set out_channels "
+                             f"to hidden_channels")
+        self.head = MLP([d, max(d // 2, 1), max(d // 4, 1), out_channels],
+                        norm=None, dropout=0.0) if head else None
+
+    @property
+    def data_keys(self) -> tuple[str, ...]:
+        keys = ('edge_attr', ) if self.use_edges else ()
+        return keys + ((PE_KEYS[self.pe], ) if self.pe else ())
+
+    def reset_parameters(self) -> None:
+        self.encoder.reset_parameters()
+        for layer in self.layers:
+            layer.reset_parameters()
+        if self.head is not None:
+            self.head.reset_parameters()
+
+    def _inputs(self, x: Tensor, edge_attr: Tensor | None,
+                lap_pe: Tensor | None, rw_pe: Tensor | None
+                ) -> tuple[Tensor, Tensor | None]:
+        pe = lap_pe if self.pe == 'lap' else rw_pe
+        return self.encoder(x, pe, edge_attr if self.use_edges else None)
+
+    def _readout(self, h: Tensor) -> Tensor:
+        return self.head(h) if self.head is not None else h
+
+
+class GraphTransformer(_PositionalModel):
     r"""Dwivedi & Bresson's graph transformer: input encoder (features, PE,
     edge features), :math:`L` :class:`GraphTransformerLayer` blocks, and an
     MLP readout :math:`d \to d/2 \to d/4 \to C` per node when used as a
@@ -115,8 +156,6 @@ class GraphTransformer(Module):
         head (bool, optional): apply the MLP readout to ``out_channels``
             (default: when ``out_channels != hidden_channels``).
     """
-    takes_batch = True
-
     def __init__(self, in_channels: int, out_channels: int,
                  hidden_channels: int = 64, num_layers: int = 10,
                  heads: int = 8, dropout: float = 0.0,
@@ -141,35 +180,14 @@ class GraphTransformer(Module):
             GraphTransformerLayer(hidden_channels, heads, use_edges, norm,
                                   dropout, edge_update=i < num_layers - 1)
             for i in range(num_layers)])
-        if head is None:
-            head = out_channels != hidden_channels
-        d = hidden_channels
-        self.head = MLP([d, max(d // 2, 1), max(d // 4, 1), out_channels],
-                        norm=None, dropout=0.0) if head else None
-        if not head and out_channels != hidden_channels:
-            raise ValueError("GraphTransformer(head=False) outputs "
-                             "hidden_channels features; set out_channels "
-                             "to hidden_channels")
+        self._make_head(hidden_channels, out_channels, head)
         self.reset_parameters()
-
-    @property
-    def data_keys(self) -> tuple[str, ...]:
-        keys = ('edge_attr', ) if self.use_edges else ()
-        return keys + ((PE_KEYS[self.pe], ) if self.pe else ())
-
-    def reset_parameters(self) -> None:
-        self.encoder.reset_parameters()
-        for layer in self.layers:
-            layer.reset_parameters()
-        if self.head is not None:
-            self.head.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Tensor,
                 edge_attr: Tensor | None = None, lap_pe: Tensor | None = None,
                 rw_pe: Tensor | None = None, batch: Tensor | None = None,
                 **_: Any) -> Tensor:
-        pe = lap_pe if self.pe == 'lap' else rw_pe
-        h, e = self.encoder(x, pe, edge_attr if self.use_edges else None)
+        h, e = self._inputs(x, edge_attr, lap_pe, rw_pe)
         if self.attention == 'full':
             edge_index = complete_edge_index(batch, x.size(0)).to(x.device)
         for layer in self.layers:
@@ -177,10 +195,10 @@ class GraphTransformer(Module):
                 h, e = layer(h, edge_index, e)
             else:
                 h = layer(h, edge_index, e)
-        return self.head(h) if self.head is not None else h
+        return self._readout(h)
 
 
-class GPS(Module):
+class GPS(_PositionalModel):
     r"""GraphGPS: :math:`L` PyG :class:`~torch_geometric.nn.GPSConv` layers,
 
     .. math::
@@ -197,7 +215,6 @@ class GPS(Module):
     Args are as in :class:`GraphTransformer`, plus ``local``,
     ``attn_type`` and ``attn_dropout``.
     """
-    takes_batch = True
 
     def __init__(self, in_channels: int, out_channels: int,
                  hidden_channels: int = 64, num_layers: int = 4,
@@ -217,7 +234,7 @@ class GPS(Module):
                                      categorical_edges)
         norm_name = 'batch_norm' if norm is None else (
             str(norm).lower().replace('_norm', '') + '_norm')
-        self.convs = ModuleList()
+        self.layers = ModuleList()
         for _ in range(num_layers):
             if self.local == 'gine':
                 mlp = MLP([d, d, d], norm=None, plain_last=True)
@@ -225,41 +242,25 @@ class GPS(Module):
             else:
                 conv = build_encoder(self.local, d, d, hidden_channels=d,
                                      num_layers=1, dropout=0.0)
-            self.convs.append(GPSConv(d, conv, heads=heads, dropout=dropout,
+            self.layers.append(GPSConv(d, conv, heads=heads, dropout=dropout,
                                       norm=norm_name, attn_type=attn_type,
                                       attn_kwargs={'dropout': attn_dropout}))
-        if head is None:
-            head = out_channels != d
-        self.head = MLP([d, max(d // 2, 1), max(d // 4, 1), out_channels],
-                        norm=None) if head else None
+        self._make_head(d, out_channels, head)
         self.reset_parameters()
-
-    @property
-    def data_keys(self) -> tuple[str, ...]:
-        keys = ('edge_attr', ) if self.use_edges else ()
-        return keys + ((PE_KEYS[self.pe], ) if self.pe else ())
-
-    def reset_parameters(self) -> None:
-        self.encoder.reset_parameters()
-        for conv in self.convs:
-            conv.reset_parameters()
-        if self.head is not None:
-            self.head.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Tensor,
                 edge_attr: Tensor | None = None, lap_pe: Tensor | None = None,
                 rw_pe: Tensor | None = None, batch: Tensor | None = None,
                 **_: Any) -> Tensor:
-        pe = lap_pe if self.pe == 'lap' else rw_pe
-        h, e = self.encoder(x, pe, edge_attr if self.use_edges else None)
-        for conv in self.convs:
+        h, e = self._inputs(x, edge_attr, lap_pe, rw_pe)
+        for conv in self.layers:
             if self.local == 'gine':
                 if e is None:  # GINE without edge features is GIN
                     e = h.new_zeros(edge_index.size(1), h.size(1))
                 h = conv(h, edge_index, batch, edge_attr=e)
             else:
                 h = conv(h, edge_index, batch)
-        return self.head(h) if self.head is not None else h
+        return self._readout(h)
 
 
 def _pe_transform(pe: str | None = 'lap', pe_dim: int = 8):
