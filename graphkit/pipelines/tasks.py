@@ -479,6 +479,19 @@ class GraphNodeTask(GraphTask):
     def score(self, out: Tensor, y: Tensor) -> float:
         return M.compute(self.metric, pred=out, y=y.view(-1))
 
+    @torch.no_grad()
+    def evaluate(self, model) -> dict[str, float]:
+        r"""Validation and test scores only: the training graphs outnumber
+        the others five to ten times, so scoring them every evaluation
+        would cost more than training."""
+        res = {}
+        for which in ('valid', 'test'):
+            out, y = self._predict(model, which)
+            res[which] = self.score(out, y)
+            if which == 'valid':
+                res['valid_loss'] = float(self._criterion(out, y))
+        return res
+
 
 # ----------------------------------------------------------------------------
 # Top-K recommendation
