@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help='also train MODEL (its own preset for the dataset '
                      'if any) on the same data, splits, seeds, runs and '
                      'epochs, and print both (repeatable)')
+    run.add_argument('--parallel', default=None,
+                     choices=['none', 'ddp', 'graph', 'pipeline', 'hybrid'],
+                     help='distributed mode under torchrun (parallel.mode): '
+                     'ddp | graph | pipeline (GNNPipe) | hybrid')
     prog = run.add_mutually_exclusive_group()
     prog.add_argument('--progress', dest='progress', action='store_true',
                       default=None)
@@ -96,7 +100,8 @@ _FLAG_FIELDS = {'split': ('data', 'split'), 'runs': ('train', 'runs'),
                 'progress': ('train', 'progress'),
                 'encoder': ('model', 'encoder'),
                 'strategy': ('train', 'strategy'),
-                'layers': ('model', 'num_layers')}
+                'layers': ('model', 'num_layers'),
+                'parallel': ('parallel', 'mode')}
 
 
 def _protocol(strategy: str) -> str:
@@ -214,6 +219,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     callbacks = [_confidence_keeper(confidences)] if args.plot else []
     summary = fit(cfg, resume=args.resume, callbacks=callbacks)
     summaries = [summary] + [fit(b, resume=args.resume) for b in baselines]
+    from graphkit.distributed import env_rank
+    if cfg.parallel.mode != 'none' and env_rank() != 0:
+        return 0   # rank 0 reports
     print(R.markdown_table(summaries))
     extra = R.extra_table(summaries)
     if extra:
@@ -306,12 +314,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     verbose = getattr(args, 'verbose', False)
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+    from graphkit.distributed import env_rank
+    rank = env_rank()
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level if rank == 0 else logging.WARNING,
                         format='%(asctime)s %(levelname)s %(name)s: '
                         '%(message)s', datefmt='%H:%M:%S')
     from graphkit.data.sources import DatasetNotAvailableError
     from graphkit.pipelines.config import ConfigError
     from graphkit.pipelines.strategies import NonFiniteLossError
+    from graphkit.distributed import RankFailureError
     commands = {'run': _cmd_run, 'datasets': _cmd_datasets,
                 'models': _cmd_models, 'presets': _cmd_presets}
     try:
@@ -322,3 +334,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if verbose:
             raise
         return 2
+    except RankFailureError as e:
+        print(f'graphkit: error: {e}', file=sys.stderr)
+        return 3

@@ -2,6 +2,7 @@ r"""Whole networks registered by name, built by a resolver."""
 from graphkit.models import basic, higcn, sheaf  # noqa: F401  (registration)
 from graphkit.models import mowst, ncn, recommendation  # noqa: F401
 from graphkit.models import graph_transformer  # noqa: F401
+from graphkit.models import deep  # noqa: F401
 from graphkit.models.heads import GraphModel, LinkModel, NodeModel
 from graphkit.models.higcn import HiGCN, HiGCNGraphEncoder
 from graphkit.models.graph_transformer import GPS, GraphTransformer

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 __all__ = ['DataConfig', 'ModelConfig', 'OptimConfig', 'TrainConfig',
-           'RunConfig', 'apply_overrides', 'ConfigError', 'config_keys']
+           'ParallelConfig', 'RunConfig', 'apply_overrides', 'ConfigError', 'config_keys']
 
 
 class ConfigError(ValueError):
@@ -193,11 +193,42 @@ class TrainConfig:
 
 
 @dataclass(kw_only=True)
+class ParallelConfig:
+    r"""Distributed training (:mod:`graphkit.distributed`), used when the
+    process runs under ``torchrun`` or another launcher that sets ``RANK``
+    and ``WORLD_SIZE``.
+
+    ``mode`` is ``none``, ``ddp`` (data-parallel neighbour-sampled
+    mini-batches), ``graph`` (graph-parallel full graph), ``pipeline``
+    (GNNPipe layer pipeline) or ``hybrid`` (``ways`` graph-parallel ways
+    times pipeline stages). ``chunks`` is the number of graph chunks per way
+    in ``pipeline`` / ``hybrid`` (None: 4 x the number of stages).
+    ``shuffle_chunks``, ``snapshot_period`` and ``cross_chunk_grad`` (with
+    ``cross_chunk_scale``) switch GNNPipe's three convergence techniques;
+    ``snapshot_period = 1`` means the history holds the last value written.
+    ``partition`` is ``auto`` (METIS when available, else ``rcm``),
+    ``metis``, ``rcm``, ``bfs``, ``contiguous`` or ``random``.
+    ``timeout_s`` bounds every collective and point-to-point call.
+    """
+    mode: str = 'none'
+    backend: str | None = None
+    timeout_s: float = 300.0
+    ways: int = 2
+    chunks: int | None = None
+    shuffle_chunks: bool = True
+    snapshot_period: int = 23
+    cross_chunk_grad: bool = True
+    cross_chunk_scale: float = 2.0
+    partition: str = 'auto'
+
+
+@dataclass(kw_only=True)
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
     out: str | None = None
     device: str = 'cpu'
     deterministic: bool = False
@@ -224,7 +255,7 @@ class RunConfig:
 
 def _section_types() -> dict[str, type]:
     return {'data': DataConfig, 'model': ModelConfig, 'optim': OptimConfig,
-            'train': TrainConfig}
+            'train': TrainConfig, 'parallel': ParallelConfig}
 
 
 def _from_json(value: Any) -> Any:

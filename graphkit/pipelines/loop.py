@@ -128,7 +128,7 @@ class Trainer:
     r"""Trains one run; its :meth:`state_dict` resumes it exactly."""
 
     def __init__(self, cfg: RunConfig, task: Task, run: int,
-                 device: torch.device) -> None:
+                 device: torch.device, dist_ctx: Any = None) -> None:
         self.cfg, self.task, self.run = cfg, task, run
         self.seed = cfg.train.seed + run
         torch_geometric_seed(self.seed)
@@ -147,6 +147,15 @@ class Trainer:
             name = getattr(self.model, 'default_strategy', 'backprop')
         self.strategy = resolve_strategy(name)(
             self.model, **asdict(cfg.optim), **strategy_options(cfg, name))
+        # distributed modes wrap the model, strategy and task on this rank
+        self.parallel = None
+        if dist_ctx is not None:
+            from graphkit.distributed import parallelize
+            self.parallel = parallelize(cfg, task, self.model, self.strategy,
+                                        dist_ctx, self.seed)
+            self.model = self.parallel.model
+            self.strategy = self.parallel.strategy
+            self.task = self.parallel.task
         self.epoch = 0
         self.best: dict[str, Any] | None = None
         self.bad_evals = 0
@@ -249,7 +258,10 @@ class Trainer:
                     f"Try a lower learning rate (optim.lr) or gradient "
                     f"clipping (optim.grad_clip).") from None
             losses.append(out['loss'])
-        return {'epoch': epoch, 'loss': float(np.mean(losses))}
+        entry = {'epoch': epoch, 'loss': float(np.mean(losses))}
+        if self.parallel is not None:
+            entry = self.parallel.epoch_metrics(entry)
+        return entry
 
     def fit(self, checkpoint: Path | None = None,
             callbacks: Sequence[Callback] = (),
@@ -339,7 +351,8 @@ def _check_resume_config(out: Path, cfg: RunConfig) -> None:
             # (fields added since the checkpoint was written are skipped)
             diffs += [f'{sec}.{k}' for k, v in vals.items()
                       if k != 'progress' and k in old and old[k] != v]
-        elif sec not in ('out', 'device') and old != vals:
+        elif sec in saved and sec not in ('out', 'device') and old != vals:
+            # (a section added since the checkpoint was written is skipped)
             diffs.append(sec)
     if diffs:
         raise ValueError(f"Cannot resume from {out}: the configuration "
@@ -353,6 +366,12 @@ def fit(cfg: RunConfig, *, resume: bool = False,
     r"""Trains ``cfg.train.runs`` runs and returns their
     :class:`~graphkit.pipelines.results.Summary`.
 
+    With ``cfg.parallel.mode`` other than ``none`` (under ``torchrun``),
+    every rank runs this function: the process group is joined for the
+    duration, the distributed strategy wraps the model, and only rank 0
+    writes the records, summary and progress bar (pipeline and hybrid
+    ranks also write their own checkpoint shard).
+
     Args:
         cfg (RunConfig): the full configuration.
         resume (bool): continue from ``<out>/checkpoint.pt`` and the runs
@@ -361,7 +380,19 @@ def fit(cfg: RunConfig, *, resume: bool = False,
         callbacks (list): called as ``cb(run=, epoch=, metrics=, trainer=)``
             after each epoch (and after its checkpoint is written).
     """
-    device = resolve_device(cfg.device)
+    from graphkit.distributed import check_mode, session
+    if check_mode(cfg.parallel.mode) == 'none':
+        return _fit(cfg, resume, bundle, callbacks, None)
+    with session(cfg.parallel.backend, cfg.parallel.timeout_s,
+                 resolve_device(cfg.device)) as ctx:
+        return _fit(cfg, resume, bundle, callbacks, ctx)
+
+
+def _fit(cfg: RunConfig, resume: bool,
+         bundle: gdata.DatasetBundle | None,
+         callbacks: Sequence[Callback], ctx: Any) -> R.Summary:
+    device = resolve_device(cfg.device) if ctx is None else ctx.device
+    main = ctx is None or ctx.is_main
     if cfg.deterministic:
         set_determinism()
     dc = cfg.data
@@ -397,28 +428,40 @@ def fit(cfg: RunConfig, *, resume: bool = False,
     records_path, ckpt_path = out / RECORDS, out / CHECKPOINT
     if resume:
         _check_resume_config(out, cfg)
-    else:
+    elif main:
         for name in (RECORDS, CHECKPOINT, 'summary.json', 'summary.md'):
             (out / name).unlink(missing_ok=True)
-    (out / 'config.json').write_text(json.dumps(
-        {'config': cfg.to_dict(), 'environment': _environment()}, indent=2))
+    if main:
+        (out / 'config.json').write_text(json.dumps(
+            {'config': cfg.to_dict(), 'environment': _environment()},
+            indent=2))
     done = R.read_records(records_path) if resume else []
-    progress = (cfg.train.progress if cfg.train.progress is not None else
-                sys.stderr.isatty())
+    progress = main and (cfg.train.progress if cfg.train.progress is not None
+                         else sys.stderr.isatty())
     log.info('%s on %s (%s): %d run(s), metric %s, split %s, output %s',
              cfg.model.name, bundle.name, task.kind, runs, task.metric,
              bundle.split_kind, out)
     for run in range(len(done), runs):
-        trainer = Trainer(cfg, task, run, device)
-        if resume and ckpt_path.is_file():
-            state = torch.load(ckpt_path, map_location=device,
+        trainer = Trainer(cfg, task, run, device, dist_ctx=ctx)
+        write_ckpt, read_ckpt = ckpt_path, ckpt_path
+        if trainer.parallel is not None:
+            write_ckpt = trainer.parallel.checkpoint_file(ckpt_path)
+            read_ckpt = trainer.parallel.resume_file(ckpt_path)
+            if not resume and write_ckpt is not None:
+                write_ckpt.unlink(missing_ok=True)
+        if resume and read_ckpt.is_file():
+            state = torch.load(read_ckpt, map_location=device,
                                weights_only=False)
             if state['run'] == run:
                 trainer.load_state_dict(state)
                 log.info('Resumed run %d at epoch %d', run, trainer.epoch)
-        record = trainer.fit(ckpt_path, callbacks, progress)
-        R.append_record(records_path, record)
-        ckpt_path.unlink(missing_ok=True)
+        record = trainer.fit(write_ckpt, callbacks, progress)
+        if main:
+            R.append_record(records_path, record)
+        if trainer.parallel is not None:
+            trainer.parallel.ctx.comm.barrier()  # all ranks done reading
+        if write_ckpt is not None:
+            write_ckpt.unlink(missing_ok=True)
         done.append(record)
         log.info('run %d (seed %d, %s): best epoch %d, valid %.4f, test '
                  '%.4f, %.4f s/epoch', run, record.seed, record.split,
@@ -427,11 +470,12 @@ def fit(cfg: RunConfig, *, resume: bool = False,
     label = cfg.model.name + (f' [{cfg.train.strategy}]'
                               if cfg.train.strategy else '')
     summary = R.summarize(done, label, bundle.name, task.metric)
-    (out / 'summary.json').write_text(json.dumps(summary.to_dict(),
-                                                 indent=2))
-    (out / 'summary.md').write_text(
-        R.markdown_table([summary]) + '\n' +
-        (R.extra_table([summary]) + '\n' if summary.extra else ''))
+    if main:
+        (out / 'summary.json').write_text(json.dumps(summary.to_dict(),
+                                                     indent=2))
+        (out / 'summary.md').write_text(
+            R.markdown_table([summary]) + '\n' +
+            (R.extra_table([summary]) + '\n' if summary.extra else ''))
     return summary
 
 
