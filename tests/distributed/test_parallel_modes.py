@@ -1,0 +1,166 @@
+r"""Real multi-process runs (gloo on CPU) of every parallel mode against
+single-process training."""
+import copy
+import json
+import os
+import time
+
+import pytest
+import torch
+
+from graphkit.distributed import RankFailureError
+from graphkit.pipelines import fit
+from graphkit.pipelines.config import RunConfig
+
+
+def _cfg(model='resgcn', layers=4, epochs=4, out=None, **parallel):
+    cfg = RunConfig()
+    cfg.data.name = 'csbm'
+    cfg.model.name = model
+    cfg.model.num_layers = layers
+    cfg.model.hidden_channels = 16
+    cfg.model.dropout = 0.0
+    cfg.model.alpha = 0.1
+    cfg.train.epochs = epochs
+    cfg.train.runs = 1
+    cfg.train.progress = False
+    cfg.out = str(out)
+    for k, v in parallel.items():
+        setattr(cfg.parallel, k, v)
+    return cfg
+
+
+def _single(cfg, out):
+    ref = copy.deepcopy(cfg)
+    ref.parallel.mode = 'none'
+    ref.out = str(out)
+    return [h['loss'] for h in fit(ref).records[0].history]
+
+
+def _fit_worker(rank, cfg, result):
+    cfg = copy.deepcopy(cfg)
+    summary = fit(cfg)
+    if rank == 0:
+        rec = summary.records[0]
+        with open(result, 'w') as f:
+            json.dump({'loss': [h['loss'] for h in rec.history],
+                       'history': rec.history, 'test': rec.test}, f)
+
+
+def _run(run_ranks, world, cfg, tmp_path):
+    result = tmp_path / 'result.json'
+    codes = run_ranks(world, _fit_worker, cfg, str(result))
+    assert codes == [0] * world, codes
+    return json.loads(result.read_text())
+
+
+@pytest.mark.parametrize('model', ['resgcn', 'gcnii'])
+def test_graph_parallel_matches_single_process(run_ranks, tmp_path, model):
+    cfg = _cfg(model, out=tmp_path / 'dist', mode='graph')
+    got = _run(run_ranks, 2, cfg, tmp_path)
+    ref = _single(cfg, tmp_path / 'single')
+    assert got['loss'] == pytest.approx(ref, abs=1e-5)
+    h = got['history'][0]
+    assert h['bytes_halo'] > 0 and h['bytes_grad'] > 0
+    # both ranks together move 2 L R d b of halo rows (the formula)
+    assert h['bytes_total'] >= h['bytes_formula']
+
+
+@pytest.mark.parametrize('world,model', [(2, 'resgcn'), (3, 'gcnii')])
+def test_pipeline_one_chunk_matches_single_process(run_ranks, tmp_path,
+                                                   world, model):
+    cfg = _cfg(model, layers=5, epochs=5, out=tmp_path / 'dist',
+               mode='pipeline', chunks=1)
+    got = _run(run_ranks, world, cfg, tmp_path)
+    ref = _single(cfg, tmp_path / 'single')
+    assert got['loss'] == pytest.approx(ref, abs=1e-5)
+    h = got['history'][0]
+    # 2 (S - 1) N d b per state tensor, exactly: GCNII also sends H0
+    assert h['bytes_pipeline'] > 0
+    assert h['bytes_total'] - h.get('bytes_metrics', 0) * world == \
+        pytest.approx(h['bytes_formula'], rel=0.01)
+
+
+def test_hybrid_one_chunk_matches_single_process(run_ranks, tmp_path):
+    cfg = _cfg('gcnii', layers=4, epochs=3, out=tmp_path / 'dist',
+               mode='hybrid', ways=2, chunks=1)
+    got = _run(run_ranks, 4, cfg, tmp_path)
+    ref = _single(cfg, tmp_path / 'single')
+    assert got['loss'] == pytest.approx(ref, abs=1e-5)
+    h = got['history'][0]
+    assert h['bytes_halo'] > 0 and h['bytes_pipeline'] > 0
+
+
+@pytest.mark.parametrize('mode,world', [('pipeline', 2), ('hybrid', 4)])
+def test_several_chunks_still_converge(run_ranks, tmp_path, mode, world):
+    cfg = _cfg('resgcn', layers=6, epochs=40, out=tmp_path / 'dist',
+               mode=mode, chunks=4)
+    cfg.optim.lr = 0.005
+    got = _run(run_ranks, world, cfg, tmp_path)
+    loss = got['loss']
+    assert loss[-1] < 0.5 * loss[0], loss
+    assert got['test'] > 0.8
+
+
+def _ddp_worker(rank, cfg, result):
+    def keep(run, epoch, metrics, trainer):
+        if rank == 0:
+            state = {k.removeprefix('module.'): v.clone()
+                     for k, v in trainer.model.state_dict().items()}
+            torch.save(state, result)
+    fit(copy.deepcopy(cfg), callbacks=[keep])
+
+
+def test_ddp_matches_single_process_global_batch(run_ranks, tmp_path):
+    # mean aggregation over every neighbour: a seed's output does not depend
+    # on the other seeds of its batch, so shards reproduce the global batch;
+    # 199 = 100 + 99 and the last batch 101 = 51 + 50 check the weighting
+    cfg = _cfg('sage', layers=2, epochs=1, out=tmp_path / 'dist',
+               mode='ddp')
+    cfg.train.batch_size = 199
+    cfg.train.num_neighbors = (-1, -1)
+    cfg.optim.optimizer = 'sgd'
+    cfg.optim.lr = 0.5
+    result = tmp_path / 'ddp.pt'
+    assert run_ranks(2, _ddp_worker, cfg, str(result)) == [0, 0]
+    got = torch.load(result)
+
+    ref = copy.deepcopy(cfg)
+    ref.parallel.mode = 'none'
+    ref.out = str(tmp_path / 'single')
+    store = {}
+    fit(ref, callbacks=[lambda run, epoch, metrics, trainer: store.update(
+        {k: v.clone() for k, v in trainer.model.state_dict().items()})])
+    assert got.keys() == store.keys()
+    for k in got:
+        assert torch.allclose(got[k], store[k], atol=1e-6), k
+
+
+def _failing_worker(rank, cfg, result, how):
+    def fail(run, epoch, metrics, trainer):
+        if rank == 1 and epoch == 2:
+            if how == 'stall':   # alive but silent, longer than the timeout
+                time.sleep(cfg.parallel.timeout_s + 3)
+            os._exit(17)
+    start = time.monotonic()
+    try:
+        fit(copy.deepcopy(cfg), callbacks=[fail])
+    except RankFailureError as err:
+        with open(f'{result}.{rank}', 'w') as f:
+            json.dump({'error': str(err),
+                       'seconds': time.monotonic() - start}, f)
+        os._exit(3)
+
+
+@pytest.mark.parametrize('how', ['exit', 'stall'])
+def test_failed_rank_makes_the_others_exit_with_a_clear_error(
+        run_ranks, tmp_path, how):
+    cfg = _cfg('resgcn', epochs=50, out=tmp_path / 'dist', mode='graph',
+               timeout_s=2.0)
+    codes = run_ranks(2, _failing_worker, cfg, str(tmp_path / 'err'), how,
+                      timeout=60)
+    assert codes == [3, 17]
+    info = json.loads((tmp_path / 'err.0').read_text())
+    assert 'rank 0 of 2' in info['error']
+    assert 'parallel.timeout_s = 2 s' in info['error']
+    assert info['seconds'] < 2.0 + 10.0
