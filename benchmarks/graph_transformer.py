@@ -147,10 +147,10 @@ def _scaling_child(n, attention, d, heads, queue):
 
 
 def throughput(args):
-    print(f"| dataset | operator | nodes / batch | edges / batch | train "
-          f"graphs/s | inference graphs/s | peak MB | train time vs "
-          f"TransformerConv | inference time vs TransformerConv | memory vs "
-          f"TransformerConv |")
+    print("| dataset | operator | nodes / batch | edges / batch | train "
+          "graphs/s | inference graphs/s | peak MB | train time vs "
+          "TransformerConv | inference time vs TransformerConv | memory vs "
+          "TransformerConv |")
     print('|' + '---|' * 10)
     for dataset in args.datasets:
         res = {}

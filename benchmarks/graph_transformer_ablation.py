@@ -86,7 +86,7 @@ def main():
     metric = rows[0][1].metric
     print(f"\n{args.dataset}: test {metric} (%), mean ± s.d. over "
           f"{rows[0][1].runs} run(s)\n")
-    print(f"| setting | test | valid | s/epoch |")
+    print("| setting | test | valid | s/epoch |")
     print('|---|---|---|---|')
     for setting, s in rows:
         print(f"| {setting} | {100 * s.test_mean:.2f} ± "
