@@ -14,7 +14,7 @@ The same run from the command line:
 import argparse
 import logging
 
-from graphkit.distributed import env_rank
+from graphkit.pipelines.distributed import env_rank
 from graphkit.pipelines import default_config, fit
 
 

@@ -219,7 +219,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     callbacks = [_confidence_keeper(confidences)] if args.plot else []
     summary = fit(cfg, resume=args.resume, callbacks=callbacks)
     summaries = [summary] + [fit(b, resume=args.resume) for b in baselines]
-    from graphkit.distributed import env_rank
+    from graphkit.pipelines.distributed import env_rank
     if cfg.parallel.mode != 'none' and env_rank() != 0:
         return 0   # rank 0 reports
     print(R.markdown_table(summaries))
@@ -314,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     verbose = getattr(args, 'verbose', False)
-    from graphkit.distributed import env_rank
+    from graphkit.pipelines.distributed import env_rank
     rank = env_rank()
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level if rank == 0 else logging.WARNING,
@@ -323,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from graphkit.data.sources import DatasetNotAvailableError
     from graphkit.pipelines.config import ConfigError
     from graphkit.pipelines.strategies import NonFiniteLossError
-    from graphkit.distributed import RankFailureError
+    from graphkit.pipelines.distributed import RankFailureError
     commands = {'run': _cmd_run, 'datasets': _cmd_datasets,
                 'models': _cmd_models, 'presets': _cmd_presets}
     try:

@@ -10,7 +10,7 @@ and then apply ``num_layers`` propagation layers that all read the same
 :math:`\hat{\mathbf{A}}`. Besides the usual ``forward``, they expose that
 chain step by step (:class:`LayerChain`): a per-node input step, ``L``
 layers that each aggregate over edges, and a per-node output step. The
-parallel trainers in :mod:`graphkit.distributed` run those steps on parts of
+parallel trainers in :mod:`graphkit.pipelines.distributed` run those steps on parts of
 the graph (graph partitions, chunks, pipeline stages); the models themselves
 know nothing of how they are distributed.
 

@@ -194,7 +194,7 @@ class TrainConfig:
 
 @dataclass(kw_only=True)
 class ParallelConfig:
-    r"""Distributed training (:mod:`graphkit.distributed`), used when the
+    r"""Distributed training (:mod:`graphkit.pipelines.distributed`), used when the
     process runs under ``torchrun`` or another launcher that sets ``RANK``
     and ``WORLD_SIZE``.
 

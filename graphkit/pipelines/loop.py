@@ -150,7 +150,7 @@ class Trainer:
         # distributed modes wrap the model, strategy and task on this rank
         self.parallel = None
         if dist_ctx is not None:
-            from graphkit.distributed import parallelize
+            from graphkit.pipelines.distributed import parallelize
             self.parallel = parallelize(cfg, task, self.model, self.strategy,
                                         dist_ctx, self.seed)
             self.model = self.parallel.model
@@ -380,7 +380,7 @@ def fit(cfg: RunConfig, *, resume: bool = False,
         callbacks (list): called as ``cb(run=, epoch=, metrics=, trainer=)``
             after each epoch (and after its checkpoint is written).
     """
-    from graphkit.distributed import check_mode, session
+    from graphkit.pipelines.distributed import check_mode, session
     if check_mode(cfg.parallel.mode) == 'none':
         return _fit(cfg, resume, bundle, callbacks, None)
     with session(cfg.parallel.backend, cfg.parallel.timeout_s,

@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from graphkit.distributed import RankFailureError
+from graphkit.pipelines.distributed import RankFailureError
 from graphkit.pipelines import fit
 from graphkit.pipelines.config import RunConfig
 

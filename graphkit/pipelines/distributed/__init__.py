@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 from torch.nn import Module
 
-from graphkit.distributed.comm import Comm, RankFailureError
-from graphkit.distributed.launch import (DistContext, env_rank, launched,
+from graphkit.pipelines.distributed.comm import Comm, RankFailureError
+from graphkit.pipelines.distributed.launch import (DistContext, env_rank, launched,
                                          session)
-from graphkit.distributed.partition import partition_graph
+from graphkit.pipelines.distributed.partition import partition_graph
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +103,11 @@ def parallelize(cfg, task, model: Module, strategy, ctx: DistContext,
                          f"'{getattr(strategy, 'name', strategy)}' strategy "
                          f"is not supported")
     if mode == 'ddp':
-        from graphkit.distributed.ddp import wrap_ddp
+        from graphkit.pipelines.distributed.ddp import wrap_ddp
         ddp, sharded = wrap_ddp(model, task, ctx.comm, ctx.device)
         strategy.model = ddp
         return Parallel(mode, ctx, ddp, strategy, sharded)
-    from graphkit.distributed.layerwise import (LayerParallelEngine,
+    from graphkit.pipelines.distributed.layerwise import (LayerParallelEngine,
                                                 LayerParallelModel,
                                                 LayerParallelStrategy)
     engine = LayerParallelEngine(

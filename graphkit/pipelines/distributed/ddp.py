@@ -29,7 +29,7 @@ from torch.nn import Module
 from torch.nn.parallel import DistributedDataParallel
 
 from graphkit.data import loaders
-from graphkit.distributed.comm import Comm
+from graphkit.pipelines.distributed.comm import Comm
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from graphkit.data import csbm
-from graphkit.distributed.layerwise import build_plans, split_units
-from graphkit.distributed.partition import edge_cut, partition_graph
+from graphkit.pipelines.distributed.layerwise import build_plans, split_units
+from graphkit.pipelines.distributed.partition import edge_cut, partition_graph
 from graphkit.models.deep import LayerChain
 
 

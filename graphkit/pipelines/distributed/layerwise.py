@@ -18,7 +18,7 @@ size (greedy: ``remaining units / remaining stages``).
 
 **Graph.** The graph is normalised once,
 :math:`\hat{\mathbf{A}} = \mathbf{D}^{-1/2}(\mathbf{A}+\mathbf{I})
-\mathbf{D}^{-1/2}`, and partitioned (:func:`~graphkit.distributed.
+\mathbf{D}^{-1/2}`, and partitioned (:func:`~graphkit.pipelines.distributed.
 partition.partition_graph`) into :math:`W K` parts: way :math:`w` owns parts
 :math:`wK..wK+K-1`, its chunks.
 
@@ -77,8 +77,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Module
 
-from graphkit.distributed.comm import Comm
-from graphkit.distributed.partition import partition_graph
+from graphkit.pipelines.distributed.comm import Comm
+from graphkit.pipelines.distributed.partition import partition_graph
 from graphkit.models.deep import LayerChain, as_layer_chain
 from graphkit.pipelines.strategies.base import Strategy
 from graphkit.utils.tensor import mask_dropout

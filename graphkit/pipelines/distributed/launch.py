@@ -5,7 +5,7 @@ with ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
 ``MASTER_PORT`` set. :func:`session` joins them into one process group:
 gloo on CPU, NCCL on GPUs (each process on ``cuda:LOCAL_RANK``). Every
 call has the timeout ``parallel.timeout_s``, so if a rank dies the others
-fail with a :class:`~graphkit.distributed.comm.RankFailureError` within
+fail with a :class:`~graphkit.pipelines.distributed.comm.RankFailureError` within
 that time rather than hang.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
-from graphkit.distributed.comm import Comm, RankFailureError
+from graphkit.pipelines.distributed.comm import Comm, RankFailureError
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def session(backend: str | None, timeout_s: float,
     r"""Joins (or reuses) the default process group for the duration of
     the block and leaves it afterwards if it created it. A distributed error
     escaping the block is re-raised as a
-    :class:`~graphkit.distributed.comm.RankFailureError` naming the rank."""
+    :class:`~graphkit.pipelines.distributed.comm.RankFailureError` naming the rank."""
     if timeout_s <= 0:
         raise ValueError(f"parallel.timeout_s must be positive, got "
                          f"{timeout_s}")
