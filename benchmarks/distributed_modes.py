@@ -1,0 +1,121 @@
+r"""The four distributed modes side by side on one deep model and graph:
+test accuracy at the best-validation epoch, epoch time, bytes sent per
+training epoch (all ranks) and the reduction against graph-parallel, and a
+PNG of the four loss curves.
+
+    python benchmarks/distributed_modes.py --dataset squirrel \
+        --model resgcn --layers 32 --procs 4 --epochs 100 \
+        --plot runs/distributed-squirrel-resgcn.png
+
+Each mode is a real ``torchrun`` launch of ``graphkit run`` with the same
+model, data split (Geom-GCN split 0 for the Geom-GCN graphs), seed and
+epoch budget. ``--resume`` reuses finished modes from ``--out``. The
+notes' formulas: graph-parallel :math:`2LRdb`, pipeline
+:math:`2(S-1)Ndb` per state tensor, so their ratio grows with :math:`L`.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+MODES = ('ddp', 'graph', 'pipeline', 'hybrid')
+
+
+def launch(mode, args, out: Path) -> dict:
+    records = out / 'runs.jsonl'
+    if not (args.resume and records.is_file()):
+        cmd = [sys.executable, '-m', 'torch.distributed.run',
+               '--nproc-per-node', str(args.procs), '--master-port',
+               str(29500 + (os.getpid() % 2000)), '-m', 'graphkit', 'run',
+               '--model', args.model, '--dataset', args.dataset,
+               '--layers', str(args.layers), '--epochs', str(args.epochs),
+               '--runs', '1', '--parallel', mode, '--out', str(out),
+               '--no-progress',
+               '--set', f'model.hidden_channels={args.hidden}',
+               '--set', f'model.dropout={args.dropout}',
+               '--set', f'optim.lr={args.lr}',
+               '--set', 'data.undirected=true']
+        if args.split:
+            cmd += ['--split', args.split]
+        if args.model == 'gcnii':
+            cmd += ['--set', 'model.alpha=0.1']
+        if mode == 'ddp':
+            cmd += ['--set', f'train.batch_size={args.batch_size}',
+                    '--set', 'train.num_neighbors=' +
+                    ','.join(['-1'] * args.layers)]
+        env = dict(os.environ,
+                   OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                              timeout=args.timeout)
+        if proc.returncode:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n"
+                               f"{proc.stderr[-3000:]}")
+    return json.loads(records.read_text().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--dataset', default='squirrel')
+    p.add_argument('--split', default='geom-gcn')
+    p.add_argument('--model', default='resgcn')
+    p.add_argument('--layers', type=int, default=32)
+    p.add_argument('--hidden', type=int, default=100)
+    p.add_argument('--dropout', type=float, default=0.3)
+    p.add_argument('--lr', type=float, default=0.005)
+    p.add_argument('--epochs', type=int, default=100)
+    p.add_argument('--procs', type=int, default=4)
+    p.add_argument('--batch-size', type=int, default=1024)
+    p.add_argument('--modes', nargs='+', default=list(MODES),
+                   choices=MODES)
+    p.add_argument('--out', default='runs/distributed-modes')
+    p.add_argument('--plot', default=None, help='PNG of the loss curves')
+    p.add_argument('--resume', action='store_true')
+    p.add_argument('--timeout', type=float, default=7200)
+    args = p.parse_args()
+
+    base = Path(args.out) / f'{args.dataset}-{args.model}-{args.layers}'
+    recs = {m: launch(m, args, base / m) for m in args.modes}
+
+    def per_epoch(rec, key):
+        hist = [h for h in rec['history'][1:] if key in h] or \
+            [h for h in rec['history'] if key in h]
+        return sum(h[key] for h in hist) / len(hist) if hist else None
+
+    ref = per_epoch(recs['graph'], 'bytes_total') if 'graph' in recs \
+        else None
+    print(f"\n{args.model}, {args.layers} layers, {args.dataset}, "
+          f"{args.procs} processes, {args.epochs} epochs\n")
+    print('| mode | test acc. (best valid) | best epoch | s/epoch | bytes '
+          '/ epoch (all ranks) | formula | graph ÷ mode |')
+    print('|---|---|---|---|---|---|---|')
+    for mode, rec in recs.items():
+        sent = per_epoch(rec, 'bytes_total')
+        formula = per_epoch(rec, 'bytes_formula')
+        ratio = f'{ref / sent:.2f}x' if ref and sent else '–'
+        print(f"| {mode} | {100 * rec['test']:.2f} | {rec['best_epoch']} | "
+              f"{rec['epoch_time_s']:.3f} | "
+              f"{'–' if sent is None else f'{sent:.3e}'} | "
+              f"{'–' if formula is None else f'{formula:.3e}'} | {ratio} |")
+    if args.plot:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for mode, rec in recs.items():
+            ax.plot([h['epoch'] for h in rec['history']],
+                    [h['loss'] for h in rec['history']], label=mode)
+        ax.set_xlabel('epoch')
+        ax.set_ylabel('training loss')
+        ax.set_title(f'{args.model}-{args.layers}, {args.dataset}, '
+                     f'{args.procs} processes')
+        ax.legend()
+        fig.tight_layout()
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(args.plot, dpi=120)
+        print(f'\nloss curves: {args.plot}')
+
+
+if __name__ == '__main__':
+    main()
