@@ -292,3 +292,23 @@ def test_bad_graph_transformer_settings_raise_clear_errors():
         apply_overrides(RunConfig(), ['data.options=[1, 2]'])
     cfg = apply_overrides(RunConfig(), ['data.options={"num_train": 3}'])
     assert cfg.data.options == {'num_train': 3}
+
+
+@pytest.mark.parametrize('model', ['mowst', 'ncnc'])
+def test_graph_transformer_as_a_backbone(tmp_path, model):
+    # the PE reaches the transformer inside another component
+    cfg = RunConfig(
+        data=DataConfig(name='csbm', options={'num_nodes': 120}),
+        model=ModelConfig(name=model, encoder='graph-transformer',
+                          hidden_channels=16, num_layers=1, heads=4,
+                          dropout=0.0, pe_dim=4),
+        train=TrainConfig(epochs=2, runs=1, progress=False,
+                          mowst_pretrain_epochs=1),
+        out=str(tmp_path))
+    inner = build(model, 'link' if model == 'ncnc' else 'node',
+                  in_channels=32, out_channels=1 if model == 'ncnc' else 3,
+                  encoder='graph-transformer', hidden_channels=16,
+                  num_layers=1, heads=4, pe_dim=4)
+    assert 'lap_pe' in inner.data_keys
+    s = fit(cfg)
+    assert 0.0 <= s.test_mean <= 1.0
