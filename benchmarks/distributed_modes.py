@@ -108,6 +108,7 @@ def main() -> None:
                     [h['loss'] for h in rec['history']], label=mode)
         ax.set_xlabel('epoch')
         ax.set_ylabel('training loss')
+        ax.set_yscale('log')
         ax.set_title(f'{args.model}-{args.layers}, {args.dataset}, '
                      f'{args.procs} processes')
         ax.legend()
