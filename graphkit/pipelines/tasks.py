@@ -366,6 +366,7 @@ class GraphTask(Task):
     r"""Graph classification (cross-entropy, or masked multi-task BCE for
     OGB molecules) and regression (MSE), on PyG mini-batches."""
     kind = 'graph'
+    eval_splits = ('train', 'valid', 'test')
 
     def model_dims(self) -> dict[str, Any]:
         out = super().model_dims()
@@ -439,7 +440,7 @@ class GraphTask(Task):
     @torch.no_grad()
     def evaluate(self, model) -> dict[str, float]:
         res = {}
-        for which in ('train', 'valid', 'test'):
+        for which in self.eval_splits:
             out, y = self._predict(model, which)
             res[which] = self.score(out, y)
             if which == 'valid':
@@ -455,6 +456,10 @@ class GraphNodeTask(GraphTask):
     the :math:`V` nodes of the batch, 0 for absent classes), and scores over
     all nodes of the split's graphs."""
     kind = 'node'
+    # Validation and test only: the training graphs outnumber the others
+    # five to ten times, so scoring them every evaluation would cost more
+    # than training.
+    eval_splits = ('valid', 'test')
 
     def model_dims(self) -> dict[str, Any]:
         out = super().model_dims()
@@ -479,18 +484,6 @@ class GraphNodeTask(GraphTask):
     def score(self, out: Tensor, y: Tensor) -> float:
         return M.compute(self.metric, pred=out, y=y.view(-1))
 
-    @torch.no_grad()
-    def evaluate(self, model) -> dict[str, float]:
-        r"""Validation and test scores only: the training graphs outnumber
-        the others five to ten times, so scoring them every evaluation
-        would cost more than training."""
-        res = {}
-        for which in ('valid', 'test'):
-            out, y = self._predict(model, which)
-            res[which] = self.score(out, y)
-            if which == 'valid':
-                res['valid_loss'] = float(self._criterion(out, y))
-        return res
 
 
 # ----------------------------------------------------------------------------
