@@ -164,3 +164,53 @@ def test_failed_rank_makes_the_others_exit_with_a_clear_error(
     assert 'rank 0 of 2' in info['error']
     assert 'parallel.timeout_s = 2 s' in info['error']
     assert info['seconds'] < 2.0 + 10.0
+
+
+def _interrupted_worker(rank, cfg, result, stop_after):
+    # every rank dies right after the checkpoint of epoch ``stop_after``
+    def die(run, epoch, metrics, trainer):
+        if epoch == stop_after:
+            os._exit(9)
+    fit(copy.deepcopy(cfg), callbacks=[die])
+
+
+def _resumed_worker(rank, cfg, result):
+    trained = []
+    summary = fit(copy.deepcopy(cfg), resume=True, callbacks=[
+        lambda run, epoch, metrics, trainer: trained.append(epoch)])
+    if rank == 0:
+        with open(result, 'w') as f:
+            json.dump({'loss': [h['loss'] for h in
+                                summary.records[0].history],
+                       'trained': trained}, f)
+
+
+@pytest.mark.parametrize('mode,world,extra', [
+    ('graph', 2, {}),
+    ('pipeline', 2, {'chunks': 3}),
+    ('hybrid', 4, {'ways': 2, 'chunks': 2}),
+    ('ddp', 2, {}),
+])
+def test_killed_run_resumes_exactly(run_ranks, tmp_path, mode, world, extra):
+    # a run killed on every rank after epoch 3 and resumed from its
+    # checkpoints gives the loss curve of the run that was never stopped
+    # (with several chunks: the historical embeddings, chunk order and
+    # random state are restored too)
+    cfg = _cfg('resgcn', layers=4, epochs=6, out=tmp_path / 'straight',
+               mode=mode, **extra)
+    cfg.train.checkpoint_every = 1
+    if mode == 'ddp':
+        cfg.model.name, cfg.model.num_layers = 'sage', 2
+        cfg.train.batch_size = 128
+    straight = _run(run_ranks, world, cfg, tmp_path)['loss']
+
+    cfg.out = str(tmp_path / 'killed')
+    codes = run_ranks(world, _interrupted_worker, cfg, '', 3)
+    assert codes == [9] * world, codes
+    result = tmp_path / 'resumed.json'
+    assert run_ranks(world, _resumed_worker, cfg, str(result)) == [0] * world
+    got = json.loads(result.read_text())
+    assert got['trained'] == [4, 5, 6]   # it did not start over
+    resumed = got['loss']
+    assert len(resumed) == 6
+    assert resumed == pytest.approx(straight, abs=1e-6)
