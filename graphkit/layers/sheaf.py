@@ -513,15 +513,21 @@ def _householder_maps(params: Tensor, d: int) -> Tensor:
 
 def fixed_stalks(structure_row: Tensor, structure_col: Tensor,
                  add_lp: bool, add_hp: bool, like: Tensor) -> Tensor:
-    r"""The fixed extra stalk dimensions' maps, :obj:`[E, lp + hp]`:
-    :math:`+1/+1` (an ordinary Laplacian, low-pass) and :math:`+1/-1`
-    (a signless Laplacian, high-pass; :math:`+1` at the smaller node id)."""
+    r"""The fixed extra stalk dimensions' maps, :obj:`[E, lp + hp]`, as in
+    the reference implementation:
+
+    - low-pass: maps :math:`+1/-1` (:math:`+1` at the smaller node id), so
+      :math:`L_{vu} = +1`: the signless Laplacian :math:`D + A`, whose
+      product :math:`\Delta x \approx x_v + \sum_u \hat a_{vu} x_u` sums
+      neighbours (a low-pass signal);
+    - high-pass: maps :math:`+1/+1`, :math:`L_{vu} = -1`: the ordinary
+      Laplacian :math:`D - A`, whose product takes differences."""
     cols = []
     if add_lp:
-        cols.append(torch.ones_like(structure_row, dtype=like.dtype))
-    if add_hp:
         cols.append(torch.where(structure_row < structure_col, 1.0, -1.0)
                     .to(like.dtype))
+    if add_hp:
+        cols.append(torch.ones_like(structure_row, dtype=like.dtype))
     if not cols:
         return like.new_zeros(structure_row.numel(), 0)
     return torch.stack(cols, dim=1)
@@ -698,7 +704,7 @@ class SheafConv(Module, metaclass=ABCMeta):
     def fixed_laplacian(self, edge_index: Tensor,
                         num_nodes: int) -> SheafLaplacian | None:
         r"""The constant Laplacian of the fixed low- / high-pass stalks
-        (each an ordinary or signless normalised graph Laplacian), cached
+        (a signless or an ordinary normalised graph Laplacian), cached
         per ``edge_index``; :obj:`None` without fixed stalks."""
         extra = self.stalk_dim - self.d
         if extra == 0:

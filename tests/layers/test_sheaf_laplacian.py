@@ -183,6 +183,22 @@ def test_fixed_stalks_stack_equals_extended_maps(family):
     assert torch.allclose(lap.detach(), ref, atol=1e-10)
 
 
+@pytest.mark.parametrize('lp,sign', [(True, 1.0), (False, -1.0)])
+def test_fixed_low_pass_is_signless_and_high_pass_is_ordinary(lp, sign):
+    # as in the reference code: the low-pass stalk has off-diagonal
+    # Laplacian entries +1 (D + A), the high-pass one -1 (D - A), both
+    # normalised by (D + I)^(-1/2) on each side
+    from graphkit.layers.sheaf import DiagSheafConv
+    ei, n = _graph(9)
+    conv = DiagSheafConv(1, 2, add_lp=lp, add_hp=not lp).double()
+    lap = conv.fixed_laplacian(ei, n).to_dense()
+    a = to_dense_adj(ei, max_num_nodes=n)[0].double()
+    deg = a.sum(1)
+    norm = (deg + 1).rsqrt()
+    ref = norm[:, None] * (torch.diag(deg) + sign * a) * norm[None, :]
+    assert torch.allclose(lap, ref, atol=1e-12)
+
+
 def test_stalk_major_maps_give_the_same_laplacian():
     ei, n = _graph(8)
     s = SheafStructure(ei, n, 3, blocks=False)
