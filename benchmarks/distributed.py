@@ -31,7 +31,7 @@ def launch(mode: str, procs: int, args, layers: int, out: Path) -> dict:
            '--layers', str(layers), '--epochs', str(args.epochs),
            '--runs', '1', '--parallel', mode, '--out', str(out),
            '--no-progress', '--set', f'model.hidden_channels={args.hidden}',
-           '--set', 'model.alpha=0.1', '--set', 'train.eval_every=1000']
+           '--set', 'train.eval_every=1000']
     if args.options:
         cmd += ['--set', f'data.options={args.options}']
     if mode == 'ddp':

@@ -39,8 +39,6 @@ def launch(mode, args, out: Path) -> dict:
                '--set', 'data.undirected=true']
         if args.split:
             cmd += ['--split', args.split]
-        if args.model == 'gcnii':
-            cmd += ['--set', 'model.alpha=0.1']
         if mode == 'ddp':
             cmd += ['--set', f'train.batch_size={args.batch_size}',
                     '--set', 'train.num_neighbors=' +

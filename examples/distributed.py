@@ -36,7 +36,6 @@ def main() -> None:
 
     cfg = default_config(args.model, args.dataset)
     cfg.model.num_layers, cfg.model.hidden_channels = args.layers, args.hidden
-    cfg.model.alpha = 0.1            # GCNII's initial-residual weight
     cfg.optim.lr = 0.005
     cfg.train.epochs, cfg.train.runs = args.epochs, 1
     cfg.parallel.mode, cfg.parallel.chunks = args.mode, args.chunks

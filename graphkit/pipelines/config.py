@@ -53,9 +53,11 @@ class ModelConfig:
     embedding_dim: int | None = None
     pool: str = 'mean'
     # HiGCN: simplex order P, filter degree K, PPR init, propagation dropout.
+    # alpha is also GCNII's initial-residual weight; unset, each model uses
+    # its own default (HiGCN 0.5, GCNII 0.1).
     max_order: int = 2
     K: int = 10
-    alpha: float = 0.5
+    alpha: float | None = None
     dprate: float = 0.5
     # Sheaf diffusion (NSD): stalk dimension, fixed low/high-pass stalks,
     # lighter learner, one sheaf for all layers, bundle parameterisation.

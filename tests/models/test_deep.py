@@ -90,3 +90,19 @@ def test_deep_errors():
     with pytest.raises(ValueError, match='layer-chain encoder: gcnii'):
         as_layer_chain(models.build('gcn', task='node', in_channels=4,
                                     out_channels=2))
+
+
+def test_unset_alpha_keeps_each_models_default():
+    # the config leaves alpha unset, so GCNII keeps its 0.1 and HiGCN its
+    # 0.5; a value set in the config reaches the model
+    from graphkit.pipelines.config import RunConfig
+    cfg = RunConfig()
+    cfg.model.num_layers = 2
+    assert 'alpha' not in cfg.model.hparams()
+    enc = models.build('gcnii', 'node', in_channels=4, out_channels=2,
+                       **cfg.model.hparams()).encoder
+    assert enc.alpha == 0.1
+    cfg.model.alpha = 0.3
+    enc = models.build('gcnii', 'node', in_channels=4, out_channels=2,
+                       **cfg.model.hparams()).encoder
+    assert enc.alpha == 0.3
