@@ -442,8 +442,9 @@ def orthogonal_maps(params: Tensor, d: int,
     parameters each.
 
     - ``householder``: the product of :math:`d` Householder reflections
-      whose vectors have the parameters below a unit diagonal
-      (:func:`torch.linalg.householder_product`, :math:`\tau_i =
+      whose vectors have the parameters below a unit diagonal (what
+      :func:`torch.linalg.householder_product` computes, written out entry
+      by entry in :func:`_householder_maps`, :math:`\tau_i =
       2 / \lVert v_i \rVert^2`);
     - ``cayley``: :math:`(I - A/2)^{-1}(I + A/2)`, :math:`A` skew-symmetric;
     - ``matrix_exp``: :math:`\exp(A)`, :math:`A` skew-symmetric.
