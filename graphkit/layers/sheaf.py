@@ -39,7 +39,9 @@ from torch.nn import Linear, Module, Parameter
 from graphkit.layers.sparse_input import IdentityCache
 
 __all__ = ['SheafStructure', 'SheafLaplacian', 'StackedLaplacian', 'diag_sheaf_laplacian',
-           'block_sheaf_laplacian', 'sym_matrix_pow', 'orthogonal_maps',
+           'block_sheaf_laplacian', 'orthogonal_sheaf_laplacian',
+           'general_sheaf_laplacian',
+           'sym_matrix_pow', 'orthogonal_maps',
            'fixed_stalks', 'SheafLearner', 'EdgeWeightLearner', 'SheafConv',
            'DiagSheafConv', 'BundleSheafConv', 'GeneralSheafConv']
 
@@ -119,6 +121,26 @@ class SheafStructure:
         self.crow = torch.zeros(size + 1, dtype=torch.long, device=device)
         self.crow[1:] = torch.bincount(rows, minlength=size).cumsum(0)
         self._pattern = None
+        self._stalk_perm: tuple[Tensor, Tensor] | None = None
+
+    def stalk_major_perm(self, inverse: bool = False) -> Tensor:
+        r"""For block structures: the position, in a stalk-major
+        :obj:`[d, d, E]` array of block values, of each CSR value (or, with
+        ``inverse``, the CSR position of each stalk-major value). Computed
+        once."""
+        if not self.blocks:
+            raise ValueError("stalk_major_perm is for block structures")
+        if self._stalk_perm is None:
+            d, e = self.d, self.num_edges
+            device = self.crow.device
+            idx = (torch.arange(e * d * d, device=device)
+                   if self.perm is None else self.perm)
+            edge, ij = idx // (d * d), idx % (d * d)
+            fwd = ij * e + edge
+            inv = torch.empty_like(fwd)
+            inv[fwd] = torch.arange(fwd.numel(), device=device)
+            self._stalk_perm = (fwd, inv)
+        return self._stalk_perm[int(inverse)]
 
     @property
     def nnz(self) -> int:
@@ -396,6 +418,218 @@ def block_sheaf_laplacian(maps: Tensor, structure: SheafStructure,
     return _finish(s, diag, off)
 
 
+def _small_matmul_raw(a: Tensor, b: Tensor, transpose_a: bool) -> Tensor:
+    d = a.size(0)
+    out = None
+    for k in range(d):
+        left = a[k] if transpose_a else a[:, k]
+        term = left[:, None, :] * b[k][None, :, :]
+        out = term if out is None else out.add_(term)
+    return out
+
+
+class _SmallMatmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, transpose_a: bool) -> Tensor:
+        ctx.transpose_a = transpose_a
+        ctx.save_for_backward(a, b)
+        return _small_matmul_raw(a, b, transpose_a)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        a, b = ctx.saved_tensors
+        g_a = g_b = None
+        g_t = grad.transpose(0, 1)
+        if ctx.transpose_a:                      # C = A^T B
+            if ctx.needs_input_grad[0]:
+                g_a = _small_matmul_raw(b, g_t, False)
+            if ctx.needs_input_grad[1]:
+                g_b = _small_matmul_raw(a, grad, False)
+        else:                                    # C = A B
+            if ctx.needs_input_grad[0]:
+                g_a = _small_matmul_raw(grad, b.transpose(0, 1), False)
+            if ctx.needs_input_grad[1]:
+                g_b = _small_matmul_raw(a, grad, True)
+        return g_a, g_b, None
+
+
+def _small_matmul(a: Tensor, b: Tensor, transpose_a: bool = False) -> Tensor:
+    r"""Batched :math:`d \times d` products in stalk-major layout:
+    :obj:`a`, :obj:`b` are :obj:`[d, d, E]` (entry :math:`(i, j)` of all
+    :math:`E` matrices is one contiguous row) and the result is
+    :math:`A B` (or :math:`A^\top B`), as :math:`d` outer products of
+    :obj:`[E]` rows, forward and backward. For small :math:`d` this is
+    several times faster on CPU than :func:`torch.bmm` on
+    :obj:`[E, d, d]`, which pays per matrix."""
+    return _SmallMatmul.apply(a, b, transpose_a)
+
+
+class _NormalisedOrthogonalLaplacian(torch.autograd.Function):
+    r"""The augmented normalised Laplacian of weighted orthogonal maps
+    :math:`w_e Q_e`, with a hand-written backward pass.
+
+    With :math:`D_v = \sum_{e \ni v} w_e^2` (a scalar: the maps are
+    orthogonal), :math:`n_v = (D_v + 1)^{-1/2}` and, for edge
+    :math:`k = (v, u)` with reverse :math:`\bar k`,
+    :math:`c_k = -w_k w_{\bar k} n_v n_u`:
+
+    .. math::
+        \Delta_{vv} = D_v n_v^2 I, \qquad
+        \Delta_k = c_k\, Q_k^\top Q_{\bar k},
+
+    and, with :math:`G_k = c_k\,\partial\Delta_k`,
+    :math:`\partial Q_k = Q_{\bar k}(G_k^\top + G_{\bar k})`.
+    Everything runs stalk-major (:obj:`[d, d, E]`, contiguous rows of
+    :math:`E`), the edge scale is one :obj:`[E]` vector, and the CSR
+    permutation's backward is a gather by its inverse; autograd through
+    the generic block builder is about three times slower.
+    """
+    @staticmethod
+    def forward(ctx, q: Tensor, w: Tensor, structure: 'SheafStructure'):
+        s = structure
+        d, e = s.d, s.num_edges
+        deg = w.new_zeros(s.num_nodes).index_add_(0, s.row, w * w)
+        norm = (deg + 1.0).rsqrt()
+        a = norm.index_select(0, s.row).mul_(norm.index_select(0, s.col))
+        w_rev = w.index_select(0, s.rev)
+        c = torch.mul(w, w_rev).mul_(a).neg_()
+        q_rev = q.view(d * d, e).index_select(1, s.rev).view(d, d, e)
+        block = _small_matmul_raw(q, q_rev, True)
+        off = (block * c).view(-1).index_select(0, s.stalk_major_perm())
+        ctx.structure = s
+        ctx.save_for_backward(w, w_rev, a, c, norm, q_rev, block)
+        return deg * norm * norm, off
+
+    @staticmethod
+    def backward(ctx, g_diag: Tensor | None, g_off: Tensor | None):
+        s = ctx.structure
+        d, e = s.d, s.num_edges
+        w, w_rev, a, c, norm, q_rev, block = ctx.saved_tensors
+        g_q = g_w = None
+        g_deg = torch.zeros_like(norm)
+        if g_off is not None:
+            g_off = g_off.index_select(0, s.stalk_major_perm(inverse=True)) \
+                .view(d, d, e)
+            g_c = (g_off * block).sum((0, 1))
+            if ctx.needs_input_grad[0]:
+                g_block = g_off.mul_(c)
+                m = g_block.view(d * d, e).index_select(1, s.rev) \
+                    .view(d, d, e).add_(g_block.transpose(0, 1))
+                g_q = _small_matmul_raw(q_rev, m, False)
+            # c = -w w_rev a, with a = n_row n_col symmetric in k, k̄
+            h = g_c * a
+            g_w = -(h + h.index_select(0, s.rev)) * w_rev
+            g_a = g_c * w * w_rev
+            g_a = -(g_a + g_a.index_select(0, s.rev))
+            g_n = torch.zeros_like(norm).index_add_(
+                0, s.row, g_a * norm.index_select(0, s.col))
+            g_deg.addcmul_(g_n, norm.pow(3), value=-0.5)
+        if g_diag is not None:
+            # d/dD [D / (D + 1)] = n^4
+            g_deg.addcmul_(g_diag, norm.pow(4))
+        grad_w = g_deg.index_select(0, s.row).mul_(w).mul_(2.0)
+        g_w = grad_w if g_w is None else g_w.add_(grad_w)
+        return g_q, g_w, None
+
+
+class _Permute(torch.autograd.Function):
+    r"""``x.index_select(dim, index)`` for a permutation ``index`` whose
+    inverse is known: the backward pass is a gather by the inverse instead
+    of a scatter-add."""
+    @staticmethod
+    def forward(ctx, x: Tensor, dim: int, index: Tensor,
+                inverse: Tensor) -> Tensor:
+        ctx.dim, ctx.inverse = dim, inverse
+        return x.index_select(dim, index)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return grad.index_select(ctx.dim, ctx.inverse), None, None, None
+
+
+def general_sheaf_laplacian(maps: Tensor,
+                            structure: SheafStructure) -> SheafLaplacian:
+    r"""The augmented normalised sheaf Laplacian of general maps given
+    stalk-major, :obj:`[d, d, E]` (entry :math:`(i, j)` of every map in one
+    row): the same operator as :func:`block_sheaf_laplacian` with
+    ``normalised=True`` on :obj:`maps.permute(2, 0, 1)`,
+
+    .. math::
+        \Delta_{vv} = \tilde D_v^{-1/2} L_{vv} \tilde D_v^{-1/2}, \quad
+        \Delta_{vu} = -\tilde D_v^{-1/2} \mathcal{F}_{v \trianglelefteq e}^
+        \top \mathcal{F}_{u \trianglelefteq e} \tilde D_u^{-1/2},
+
+    with the :math:`E` small products computed as outer products of
+    :obj:`[E]` rows (:func:`_small_matmul`) and the reverse-edge and CSR
+    permutations differentiated by gathers, about three times faster on CPU
+    than batched matrix products on :obj:`[E, d, d]`."""
+    s = structure
+    d, e, n = s.d, s.num_edges, s.num_nodes
+    if not s.blocks or maps.shape != (d, d, e):
+        raise ValueError(f"general maps must have shape [d, d, E] = "
+                         f"[{d}, {d}, {e}] for a block structure, got "
+                         f"{tuple(maps.shape)}")
+    flat = maps.reshape(d * d, e)
+    maps_rev = _Permute.apply(flat, 1, s.rev, s.rev).view(d, d, e)
+    off = _small_matmul(maps, maps_rev, transpose_a=True)
+    gram = _small_matmul(maps, maps, transpose_a=True)
+    deg = gram.new_zeros(d * d, n).index_add(1, s.row, gram.view(d * d, e))
+    deg = deg.view(d, d, n).permute(2, 0, 1)                 # [N, d, d]
+    eye = torch.eye(d, device=maps.device, dtype=maps.dtype)
+    inv_sqrt = sym_matrix_pow(deg + eye, -0.5)
+    diag = inv_sqrt @ deg @ inv_sqrt
+    sm = inv_sqrt.permute(1, 2, 0).reshape(d * d, n)
+    left = sm.index_select(1, s.row).view(d, d, e)
+    right = sm.index_select(1, s.col).view(d, d, e)
+    off = _small_matmul(_small_matmul(left, off), right).neg()
+    fwd, inv = s.stalk_major_perm(), s.stalk_major_perm(inverse=True)
+    return SheafLaplacian(s, diag, _Permute.apply(off.reshape(-1), 0, fwd,
+                                                  inv))
+
+
+def orthogonal_sheaf_laplacian(q: Tensor, weights: Tensor | None,
+                               structure: SheafStructure,
+                               stalk_major: bool = False) -> SheafLaplacian:
+    r"""The augmented normalised sheaf Laplacian of orthogonal maps scaled
+    by edge weights, :math:`\mathcal{F}_{v \trianglelefteq e} = w_e Q_e`:
+
+    .. math::
+        L_{vv} = \Big(\sum_{e \ni v} w_e^2\Big) I, \quad
+        L_{vu} = -w_e w_{\bar e}\, Q_e^\top Q_{\bar e}, \quad
+        \Delta = (D + I)^{-1/2} L (D + I)^{-1/2}.
+
+    The same operator as :func:`block_sheaf_laplacian` with
+    ``orthogonal=True`` on the maps ``weights[:, None, None] * q``, with a
+    fused forward and backward pass (several times faster on CPU).
+
+    Args:
+        q (Tensor): :obj:`[E, d, d]` orthogonal matrices.
+        weights (Tensor, optional): :obj:`[E]` edge weights :math:`w_e`
+            (:obj:`None`: all ones).
+        structure (SheafStructure): built with ``blocks=True``.
+        stalk_major (bool): ``q`` is :obj:`[d, d, E]` (what
+            :func:`orthogonal_maps` returns with ``stalk_major=True``,
+            the layout used inside, which saves two copies).
+    """
+    s = structure
+    shape = ((s.d, s.d, s.num_edges) if stalk_major else
+             (s.num_edges, s.d, s.d))
+    if not s.blocks or q.shape != shape:
+        layout = '[d, d, E]' if stalk_major else '[E, d, d]'
+        raise ValueError(f"orthogonal maps must have shape {layout} = "
+                         f"{list(shape)} for a block structure, got "
+                         f"{tuple(q.shape)}")
+    if weights is None:
+        weights = q.new_ones(s.num_edges)
+    if weights.shape != (s.num_edges, ):
+        raise ValueError(f"edge weights must have shape [E] = "
+                         f"[{s.num_edges}], got {tuple(weights.shape)}")
+    q = q.contiguous() if stalk_major else q.permute(1, 2, 0).contiguous()
+    diag, off = _NormalisedOrthogonalLaplacian.apply(q, weights, s)
+    eye = torch.eye(s.d, device=q.device, dtype=q.dtype)
+    return SheafLaplacian(s, diag[:, None, None] * eye, off)
+
+
 class _SymMatrixPow(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a: Tensor, p: float) -> Tensor:
@@ -436,8 +670,8 @@ def sym_matrix_pow(a: Tensor, p: float) -> Tensor:
 # Map parameterisations
 # ----------------------------------------------------------------------------
 
-def orthogonal_maps(params: Tensor, d: int,
-                    method: str = 'householder') -> Tensor:
+def orthogonal_maps(params: Tensor, d: int, method: str = 'householder',
+                    stalk_major: bool = False) -> Tensor:
     r"""Orthogonal :math:`d \times d` matrices from :math:`d(d-1)/2`
     parameters each.
 
@@ -451,6 +685,8 @@ def orthogonal_maps(params: Tensor, d: int,
 
     Args:
         params (Tensor): :obj:`[E, d(d-1)/2]`.
+        stalk_major (bool): return :obj:`[d, d, E]` instead of
+            :obj:`[E, d, d]`.
     """
     n = d * (d - 1) // 2
     if d < 2:
@@ -460,19 +696,22 @@ def orthogonal_maps(params: Tensor, d: int,
         raise ValueError(f"orthogonal maps with d = {d} need parameters of "
                          f"shape [E, {n}], got {tuple(params.shape)}")
     if method == 'householder':
-        return _householder_maps(params, d)
+        out = _householder_maps(params, d)              # [d, d, E]
+        return out if stalk_major else out.permute(2, 0, 1).contiguous()
     rows, cols = torch.tril_indices(d, d, -1, device=params.device)
     low = params.new_zeros(params.size(0), d, d)
     low[:, rows, cols] = params
     eye = torch.eye(d, device=params.device, dtype=params.dtype)
     skew = low - low.transpose(1, 2)
     if method == 'cayley':
-        return torch.linalg.solve(eye - 0.5 * skew,
-                                  eye + 0.5 * skew).contiguous()
-    if method == 'matrix_exp':
-        return torch.linalg.matrix_exp(skew)
-    raise ValueError(f"Unknown orthogonal map '{method}'. Valid: "
-                     f"householder, cayley, matrix_exp")
+        out = torch.linalg.solve(eye - 0.5 * skew, eye + 0.5 * skew)
+    elif method == 'matrix_exp':
+        out = torch.linalg.matrix_exp(skew)
+    else:
+        raise ValueError(f"Unknown orthogonal map '{method}'. Valid: "
+                         f"householder, cayley, matrix_exp")
+    return out.permute(1, 2, 0).contiguous() if stalk_major else \
+        out.contiguous()
 
 
 def _householder_maps(params: Tensor, d: int) -> Tensor:
@@ -504,12 +743,11 @@ def _householder_maps(params: Tensor, d: int) -> Tensor:
             for j in v:
                 q[r][j] = q[r][j] - s * v[j]
     e = params.size(0)
-    out = torch.stack([
+    return torch.stack([
         torch.stack([(x if c < d - 1 else -x) if torch.is_tensor(x) else
                      params.new_full((e, ), x if c < d - 1 else -x)
                      for c, x in enumerate(row)])
         for row in q])                                  # [d, d, E]
-    return out.permute(2, 0, 1).contiguous()
 
 
 def fixed_stalks(structure_row: Tensor, structure_col: Tensor,
@@ -824,13 +1062,19 @@ class BundleSheafConv(SheafConv):
     def map_parameters(d: int) -> int:
         return d * (d - 1) // 2
 
+    stalk_major_maps = True
+
     def build(self, params: Tensor, x: Tensor,
               s: SheafStructure) -> SheafLaplacian:
-        maps = orthogonal_maps(params, self.d, self.orth)
-        if self.weight_learner is not None:
-            w = self.weight_learner(x, s.row, s.col, s.rev)
+        maps = orthogonal_maps(params.t(), self.d, self.orth,
+                               stalk_major=self.normalised)
+        w = (self.weight_learner(x, s.row, s.col, s.rev)
+             if self.weight_learner is not None else None)
+        if self.normalised:
+            return orthogonal_sheaf_laplacian(maps, w, s, stalk_major=True)
+        if w is not None:
             maps = maps * w[:, None, None]
-        return block_sheaf_laplacian(maps, s, normalised=self.normalised,
+        return block_sheaf_laplacian(maps, s, normalised=False,
                                      orthogonal=True)
 
 
@@ -844,8 +1088,13 @@ class GeneralSheafConv(SheafConv):
     def map_parameters(d: int) -> int:
         return d * d
 
+    stalk_major_maps = True
+
     def build(self, params: Tensor, x: Tensor,
               s: SheafStructure) -> SheafLaplacian:
-        maps = params.view(-1, self.d, self.d)
-        return block_sheaf_laplacian(maps, s, normalised=self.normalised)
+        if self.normalised:
+            return general_sheaf_laplacian(params.view(self.d, self.d, -1),
+                                           s)
+        maps = params.t().reshape(-1, self.d, self.d)
+        return block_sheaf_laplacian(maps, s, normalised=False)
 
