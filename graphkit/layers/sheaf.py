@@ -422,9 +422,11 @@ def _small_matmul_raw(a: Tensor, b: Tensor, transpose_a: bool) -> Tensor:
     d = a.size(0)
     out = None
     for k in range(d):
-        left = a[k] if transpose_a else a[:, k]
-        term = left[:, None, :] * b[k][None, :, :]
-        out = term if out is None else out.add_(term)
+        left = (a[k] if transpose_a else a[:, k])[:, None, :]
+        if out is None:
+            out = left * b[k][None, :, :]
+        else:   # in place, with no [d, d, E] temporary
+            out.addcmul_(left, b[k][None, :, :])
     return out
 
 
@@ -581,7 +583,7 @@ def general_sheaf_laplacian(maps: Tensor,
     sm = inv_sqrt.permute(1, 2, 0).reshape(d * d, n)
     left = sm.index_select(1, s.row).view(d, d, e)
     right = sm.index_select(1, s.col).view(d, d, e)
-    off = _small_matmul(_small_matmul(left, off), right).neg()
+    off = _small_matmul(_small_matmul(left, off), right).neg_()
     fwd, inv = s.stalk_major_perm(), s.stalk_major_perm(inverse=True)
     return SheafLaplacian(s, diag, _Permute.apply(off.reshape(-1), 0, fwd,
                                                   inv))
