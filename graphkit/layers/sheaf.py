@@ -122,6 +122,8 @@ class SheafStructure:
         self.crow[1:] = torch.bincount(rows, minlength=size).cumsum(0)
         self._pattern = None
         self._stalk_perm: tuple[Tensor, Tensor] | None = None
+        self._stalk_rev_perm: Tensor | None = None
+        self._rev_index: dict[int, Tensor] = {}
 
     def stalk_major_perm(self, inverse: bool = False) -> Tensor:
         r"""For block structures: the position, in a stalk-major
@@ -141,6 +143,30 @@ class SheafStructure:
             inv[fwd] = torch.arange(fwd.numel(), device=device)
             self._stalk_perm = (fwd, inv)
         return self._stalk_perm[int(inverse)]
+
+    def rev_index(self, rows: int) -> Tensor:
+        r"""Flat gather index that maps a contiguous :obj:`[rows, E]` array
+        to its reverse-edge order (``x.view(-1)[index]`` equals
+        ``x[:, rev]``): a one-dimensional gather, about twice as fast on
+        CPU as ``index_select`` along dimension 1. Computed once per
+        ``rows``."""
+        if rows not in self._rev_index:
+            e = self.num_edges
+            self._rev_index[rows] = (
+                torch.arange(rows, device=self.rev.device)[:, None] * e
+                + self.rev[None, :]).view(-1)
+        return self._rev_index[rows]
+
+    def stalk_major_rev_perm(self) -> Tensor:
+        r"""For block structures: the CSR position of each stalk-major
+        value of the *reverse* edge (the inverse of
+        :meth:`stalk_major_perm` composed with :meth:`rev_index`).
+        Computed once."""
+        if self._stalk_rev_perm is None:
+            d = self.d
+            self._stalk_rev_perm = self.stalk_major_perm(inverse=True)[
+                self.rev_index(d * d)]
+        return self._stalk_rev_perm
 
     @property
     def nnz(self) -> int:
@@ -495,7 +521,7 @@ class _NormalisedOrthogonalLaplacian(torch.autograd.Function):
         a = norm.index_select(0, s.row).mul_(norm.index_select(0, s.col))
         w_rev = w.index_select(0, s.rev)
         c = torch.mul(w, w_rev).mul_(a).neg_()
-        q_rev = q.view(d * d, e).index_select(1, s.rev).view(d, d, e)
+        q_rev = q.view(-1).index_select(0, s.rev_index(d * d)).view(d, d, e)
         block = _small_matmul_raw(q, q_rev, True)
         off = (block * c).view(-1).index_select(0, s.stalk_major_perm())
         ctx.structure = s
@@ -510,13 +536,15 @@ class _NormalisedOrthogonalLaplacian(torch.autograd.Function):
         g_q = g_w = None
         g_deg = torch.zeros_like(norm)
         if g_off is not None:
-            g_off = g_off.index_select(0, s.stalk_major_perm(inverse=True)) \
+            g_csr = g_off
+            g_off = g_csr.index_select(0, s.stalk_major_perm(inverse=True)) \
                 .view(d, d, e)
             g_c = (g_off * block).sum((0, 1))
             if ctx.needs_input_grad[0]:
-                g_block = g_off.mul_(c)
-                m = g_block.view(d * d, e).index_select(1, s.rev) \
-                    .view(d, d, e).add_(g_block.transpose(0, 1))
+                # G_k̄ = c ∂Δ_k̄ (c is symmetric), gathered straight from
+                # the CSR gradient; then G_k^T + G_k̄
+                m = g_csr.index_select(0, s.stalk_major_rev_perm()) \
+                    .view(d, d, e).add_(g_off.transpose(0, 1)).mul_(c)
                 g_q = _small_matmul_raw(q_rev, m, False)
             # c = -w w_rev a, with a = n_row n_col symmetric in k, k̄
             h = g_c * a
@@ -571,8 +599,8 @@ def general_sheaf_laplacian(maps: Tensor,
         raise ValueError(f"general maps must have shape [d, d, E] = "
                          f"[{d}, {d}, {e}] for a block structure, got "
                          f"{tuple(maps.shape)}")
-    flat = maps.reshape(d * d, e)
-    maps_rev = _Permute.apply(flat, 1, s.rev, s.rev).view(d, d, e)
+    rev = s.rev_index(d * d)
+    maps_rev = _Permute.apply(maps.reshape(-1), 0, rev, rev).view(d, d, e)
     off = _small_matmul(maps, maps_rev, transpose_a=True)
     gram = _small_matmul(maps, maps, transpose_a=True)
     deg = gram.new_zeros(d * d, n).index_add(1, s.row, gram.view(d * d, e))
