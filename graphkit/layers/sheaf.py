@@ -1065,7 +1065,9 @@ class BundleSheafConv(SheafConv):
     r""":class:`SheafConv` with orthogonal maps (an :math:`O(d)` bundle),
     scaled by learned symmetric edge weights :math:`s_e` when
     ``edge_weights``: :math:`L_{vu} = -s_e^2 Q_{v}^\top Q_{u}`,
-    :math:`L_{vv} = \sum_e s_e^2 I` (:func:`orthogonal_maps`,
+    :math:`L_{vv} = \sum_e s_e^2 I` (:func:`orthogonal_maps`; the
+    normalised Laplacian comes from the fused
+    :func:`orthogonal_sheaf_laplacian`, the unnormalised one from
     :func:`block_sheaf_laplacian` with ``orthogonal=True``).
 
     Args:
@@ -1111,7 +1113,9 @@ class BundleSheafConv(SheafConv):
 class GeneralSheafConv(SheafConv):
     r""":class:`SheafConv` with unconstrained maps
     :math:`\tanh(V[\cdot]) \in (-1, 1)^{d \times d}`, normalised by the
-    matrix inverse square root of :math:`L_{vv} + I`."""
+    matrix inverse square root of :math:`L_{vv} + I`
+    (:func:`general_sheaf_laplacian`; :func:`block_sheaf_laplacian` when
+    unnormalised)."""
     blocks = True
 
     @staticmethod
