@@ -158,14 +158,16 @@ def higcn_gin_proteins() -> RunConfig:
 
 
 # Neural Sheaf Diffusion (Bodnar et al., 2022) on the 10 fixed Geom-GCN
-# splits, row-normalised features, full batch, Adam, early stopping by patience. Texas, Wisconsin,
-# Cornell, Chameleon and Squirrel take the official repository's per-dataset
-# scripts; the others (no script shipped) take settings inside the paper's
-# search space (Actor: weight decay 5e-3, the best of {5e-4, 5e-3, 2e-2} on
-# the first 3 splits; it stops the early overfitting of 5e-4). Columns: stalk dim d, layers, hidden f, lr, weight decay,
-# sheaf decay (None: = weight decay), input dropout, dropout, add_lp, add_hp,
-# sparse learner, second linear, select/stop by ('loss' or 'metric'),
-# patience, max epochs, the paper's best family.
+# splits, row-normalised features, full batch, Adam, early stopping by
+# patience. Texas, Wisconsin, Cornell, Chameleon and Squirrel take the
+# official repository's per-dataset scripts; the others (no script shipped)
+# take settings inside the paper's search space (Actor: weight decay 5e-3,
+# the best of {5e-4, 5e-3, 2e-2} on the first 3 splits; it stops the early
+# overfitting of 5e-4).
+# Columns: stalk dim d, layers, hidden f, lr, weight decay, sheaf decay
+# (None: = weight decay), input dropout, dropout, add_lp, add_hp, sparse
+# learner, second linear, select/stop by ('loss' or 'metric'), patience, max
+# epochs, the paper's best family.
 _NSD = {
     'texas': (3, 4, 20, 0.02, 5e-3, None, 0.0, 0.7, False, False, True,
               False, 'loss', 200, 1500, 'bundle'),
