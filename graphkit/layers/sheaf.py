@@ -55,10 +55,20 @@ class SheafStructure:
     once per ``edge_index`` and stalk dimension.
 
     The diagonal blocks are kept apart (a dense :obj:`[N, d]` or
-    :obj:`[N, d, d]` tensor); the off-diagonal entries, one block per
-    directed edge in edge order, are sorted into CSR order by ``perm``
-    (skipped when it is the identity, e.g. for scalar stalks on a
-    coalesced graph).
+    :obj:`[N, d, d]` tensor). The off-diagonal entries are stored
+
+    - for diagonal maps, stalk-major (:obj:`[d, E]`, the operator indexed
+      :math:`i N + v`), sorted into CSR order by ``perm`` (skipped when it
+      is the identity, as for a coalesced graph);
+    - for block maps, as :obj:`[d, d, E]` with entry :math:`[j, i, k] =
+      (\Delta_k)_{ij}` and the edges in the CSR order of the graph
+      (``edge_perm``, :obj:`None` for a coalesced graph). Row :math:`j`,
+      an :obj:`[d, E]` block, is then exactly the CSR value array of the
+      :math:`dN \times N` matrix :math:`S_j` whose row :math:`iN + v`
+      holds :math:`(\Delta_{vu})_{ij}`, and :math:`\Delta x` is
+      :math:`\sum_j S_j x_{\cdot j}`: :math:`d` sparse products that need
+      no permutation of the :math:`d^2 E` values (``crow`` / ``csr_col``
+      describe the :math:`S_j`, which share one pattern).
 
     Args:
         edge_index (Tensor): :obj:`[2, E]`, both directions of every edge, no
@@ -100,11 +110,27 @@ class SheafStructure:
         self.num_edges = row.numel()
 
         size = num_nodes * d
+        self.size = size
+        self._pattern = None
+        self._rev_index: dict[int, Tensor] = {}
+        self.edge_perm = self.edge_perm_inv = None
         if blocks:
-            i = torch.arange(d, device=device).repeat_interleave(d)
-            j = torch.arange(d, device=device).repeat(d)
-            rows = (row[:, None] * d + i).reshape(-1)
-            cols = (col[:, None] * d + j).reshape(-1)
+            e = self.num_edges
+            if not bool((order == torch.arange(e, device=device)).all()):
+                self.edge_perm = order
+                self.edge_perm_inv = torch.empty_like(order)
+                self.edge_perm_inv[order] = torch.arange(e, device=device)
+            g_crow = torch.zeros(num_nodes + 1, dtype=torch.long,
+                                 device=device)
+            g_crow[1:] = torch.bincount(row, minlength=num_nodes).cumsum(0)
+            stalk = torch.arange(d, device=device)
+            self.crow = torch.cat([(g_crow[:-1][None, :] +
+                                    stalk[:, None] * e).reshape(-1),
+                                   g_crow.new_full((1, ), d * e)])
+            self.csr_col = col[order].repeat(d)
+            self.csr_row = (stalk[:, None] * num_nodes +
+                            row[order][None, :]).reshape(-1)
+            self.perm = None
         else:
             # Diagonal maps: d independent scalar graphs. Index the operator
             # stalk-major (i * N + v), so the values of a coalesced graph are
@@ -112,37 +138,14 @@ class SheafStructure:
             i = torch.arange(d, device=device)[:, None] * num_nodes
             rows = (i + row[None, :]).reshape(-1)
             cols = (i + col[None, :]).reshape(-1)
-        self.size = size
-        perm = torch.argsort(rows * size + cols)
-        self.perm = (None if bool((perm == torch.arange(
-            perm.numel(), device=device)).all()) else perm)
-        self.csr_col = cols if self.perm is None else cols[perm]
-        self.csr_row = rows if self.perm is None else rows[perm]
-        self.crow = torch.zeros(size + 1, dtype=torch.long, device=device)
-        self.crow[1:] = torch.bincount(rows, minlength=size).cumsum(0)
-        self._pattern = None
-        self._stalk_perm: tuple[Tensor, Tensor] | None = None
-        self._stalk_rev_perm: Tensor | None = None
-        self._rev_index: dict[int, Tensor] = {}
-
-    def stalk_major_perm(self, inverse: bool = False) -> Tensor:
-        r"""For block structures: the position, in a stalk-major
-        :obj:`[d, d, E]` array of block values, of each CSR value (or, with
-        ``inverse``, the CSR position of each stalk-major value). Computed
-        once."""
-        if not self.blocks:
-            raise ValueError("stalk_major_perm is for block structures")
-        if self._stalk_perm is None:
-            d, e = self.d, self.num_edges
-            device = self.crow.device
-            idx = (torch.arange(e * d * d, device=device)
-                   if self.perm is None else self.perm)
-            edge, ij = idx // (d * d), idx % (d * d)
-            fwd = ij * e + edge
-            inv = torch.empty_like(fwd)
-            inv[fwd] = torch.arange(fwd.numel(), device=device)
-            self._stalk_perm = (fwd, inv)
-        return self._stalk_perm[int(inverse)]
+            perm = torch.argsort(rows * size + cols)
+            self.perm = (None if bool((perm == torch.arange(
+                perm.numel(), device=device)).all()) else perm)
+            self.csr_col = cols if self.perm is None else cols[perm]
+            self.csr_row = rows if self.perm is None else rows[perm]
+            self.crow = torch.zeros(size + 1, dtype=torch.long,
+                                    device=device)
+            self.crow[1:] = torch.bincount(rows, minlength=size).cumsum(0)
 
     def rev_index(self, rows: int) -> Tensor:
         r"""Flat gather index that maps a contiguous :obj:`[rows, E]` array
@@ -157,30 +160,27 @@ class SheafStructure:
                 + self.rev[None, :]).view(-1)
         return self._rev_index[rows]
 
-    def stalk_major_rev_perm(self) -> Tensor:
-        r"""For block structures: the CSR position of each stalk-major
-        value of the *reverse* edge (the inverse of
-        :meth:`stalk_major_perm` composed with :meth:`rev_index`).
-        Computed once."""
-        if self._stalk_rev_perm is None:
-            d = self.d
-            self._stalk_rev_perm = self.stalk_major_perm(inverse=True)[
-                self.rev_index(d * d)]
-        return self._stalk_rev_perm
-
     @property
     def nnz(self) -> int:
-        r"""Off-diagonal non-zeros."""
-        return self.csr_col.numel()
+        r"""Off-diagonal non-zeros (:math:`d^2 E` for blocks, else
+        :math:`d E`)."""
+        return self.csr_col.numel() * (self.d if self.blocks else 1)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        r"""The shape of the CSR matrix that ``crow`` / ``csr_col``
+        describe: :math:`(Nd, Nd)`, or :math:`(dN, N)` for the block
+        matrices :math:`S_j`."""
+        return (self.size, self.num_nodes if self.blocks else self.size)
 
     def pattern(self) -> Tensor:
         r"""The sparsity pattern as a CSR tensor of zeros (for
         :func:`torch.sparse.sampled_addmm`)."""
         if self._pattern is None:
             self._pattern = torch.sparse_csr_tensor(
-                self.crow, self.csr_col, torch.zeros(self.nnz,
-                                                     device=self.crow.device),
-                size=(self.size, self.size))
+                self.crow, self.csr_col,
+                torch.zeros(self.csr_col.numel(), device=self.crow.device),
+                size=self.shape)
         return self._pattern
 
 
@@ -213,10 +213,61 @@ class _SymmetricSheafMatmul(torch.autograd.Function):
         return None, grad_values, grad_x
 
 
+class _BlockSheafMatmul(torch.autograd.Function):
+    r""":math:`\Delta X` for the off-diagonal blocks of a symmetric block
+    operator stored as :obj:`[d, d, E]` (see :class:`SheafStructure`):
+    with :math:`X_j` the :obj:`[N, f]` slice of stalk dimension :math:`j`,
+    :math:`\Delta X = \sum_j S_j X_j` (rows :math:`iN + v`), one sparse
+    product per :math:`j`. Backward: :math:`\partial X = \Delta G` (the
+    operator is symmetric) and :math:`\partial S_j = G X_j^\top` sampled
+    on the pattern."""
+    @staticmethod
+    def forward(ctx, structure: SheafStructure, values: Tensor,
+                x: Tensor) -> Tensor:
+        s = structure
+        n, d = s.num_nodes, s.d
+        xs = x.view(n, d, -1).transpose(0, 1).contiguous()      # [d, N, f]
+        ops = [torch.sparse_csr_tensor(s.crow, s.csr_col,
+                                       values[j].reshape(-1), size=s.shape)
+               for j in range(d)]
+        ctx.structure, ctx.ops = s, ops
+        ctx.save_for_backward(xs)
+        return _BlockSheafMatmul.apply_ops(ops, xs, n)
+
+    @staticmethod
+    def apply_ops(ops: list[Tensor], xs: Tensor, n: int) -> Tensor:
+        d = len(ops)
+        out = ops[0] @ xs[0]
+        for j in range(1, d):
+            out.add_(ops[j] @ xs[j])
+        # stalk-major [d N, f] back to node-major [N d, f]
+        return out.view(d, n, -1).transpose(0, 1).reshape(n * d, -1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (xs, ) = ctx.saved_tensors
+        s = ctx.structure
+        n, d = s.num_nodes, s.d
+        gs = grad.reshape(n, d, -1).transpose(0, 1).contiguous()  # [d, N, f]
+        grad_values = grad_x = None
+        if ctx.needs_input_grad[1]:
+            pattern = s.pattern().to(grad.dtype)
+            flat = gs.view(d * n, -1)
+            grad_values = torch.stack([
+                torch.sparse.sampled_addmm(pattern, flat, xs[j].t(),
+                                           beta=0.0).values()
+                for j in range(d)]).view(d, d, s.num_edges)
+        if ctx.needs_input_grad[2]:
+            grad_x = _BlockSheafMatmul.apply_ops(ctx.ops, gs, n)
+        return None, grad_values, grad_x
+
+
 class SheafLaplacian:
     r"""A (normalised) sheaf Laplacian: a :class:`SheafStructure`, its
     diagonal blocks (:obj:`[N, d]` diagonals or :obj:`[N, d, d]` blocks) and
-    its off-diagonal values in CSR order. ``laplacian @ x`` applies it to
+    its off-diagonal values in the structure's layout (stalk-major
+    :obj:`[dE]` in CSR order for diagonal maps, :obj:`[d, d, E]` for
+    blocks). ``laplacian @ x`` applies it to
     :math:`(Nd, f)` features, differentiably in all three."""
     def __init__(self, structure: SheafStructure, diag: Tensor,
                  values: Tensor) -> None:
@@ -232,7 +283,7 @@ class SheafLaplacian:
         diag = self.diag.to(x.dtype)
         values = self.values.to(x.dtype)
         if s.blocks:
-            out = _SymmetricSheafMatmul.apply(s, values, x)
+            out = _BlockSheafMatmul.apply(s, values, x)
             return out + (diag @ blocks).view_as(x)
         # Node-major features to the operator's stalk-major order and back
         # (copies of N d f numbers, not of the E d values).
@@ -245,12 +296,19 @@ class SheafLaplacian:
         r"""The dense :math:`Nd \times Nd` matrix, node-major (row
         :math:`v d + i` is stalk dimension :math:`i` of node :math:`v`)."""
         s = self.structure
-        rows, cols = s.csr_row, s.csr_col
-        if not s.blocks:  # stalk-major storage to node-major rows
-            rows = (rows % s.num_nodes) * s.d + rows // s.num_nodes
-            cols = (cols % s.num_nodes) * s.d + cols // s.num_nodes
         out = self.values.new_zeros(s.size, s.size)
-        out[rows, cols] = self.values
+        if s.blocks:  # values [j, i, k] at (row_k d + i, col_k d + j)
+            d = s.d
+            row = s.csr_row[:s.num_edges]
+            col = s.csr_col[:s.num_edges]
+            i = torch.arange(d, device=row.device)
+            rows = row[None, None, :] * d + i[None, :, None]
+            cols = col[None, None, :] * d + i[:, None, None]
+            out[rows.expand(d, d, -1), cols.expand(d, d, -1)] = self.values
+        else:  # stalk-major storage to node-major rows
+            rows = (s.csr_row % s.num_nodes) * s.d + s.csr_row // s.num_nodes
+            cols = (s.csr_col % s.num_nodes) * s.d + s.csr_col // s.num_nodes
+            out[rows, cols] = self.values
         diag = self.diag if s.blocks else torch.diag_embed(self.diag)
         return out + torch.block_diag(*diag)
 
@@ -291,7 +349,12 @@ def _take(x: Tensor, index: Tensor) -> Tensor:
 
 def _finish(structure: SheafStructure, diag: Tensor,
             off: Tensor) -> SheafLaplacian:
-    off = (off.reshape(-1) if structure.blocks else off.t().reshape(-1))
+    if structure.blocks:    # [E, d, d] (k, i, j) to [d, d, E] (j, i, k)
+        off = off.permute(2, 1, 0)
+        if structure.edge_perm is not None:
+            off = off.index_select(2, structure.edge_perm)
+        return SheafLaplacian(structure, diag, off.contiguous())
+    off = off.t().reshape(-1)
     if structure.perm is not None:
         off = off.index_select(0, structure.perm)
     return SheafLaplacian(structure, diag, off)
@@ -508,9 +571,10 @@ class _NormalisedOrthogonalLaplacian(torch.autograd.Function):
     and, with :math:`G_k = c_k\,\partial\Delta_k`,
     :math:`\partial Q_k = Q_{\bar k}(G_k^\top + G_{\bar k})`.
     Everything runs stalk-major (:obj:`[d, d, E]`, contiguous rows of
-    :math:`E`), the edge scale is one :obj:`[E]` vector, and the CSR
-    permutation's backward is a gather by its inverse; autograd through
-    the generic block builder is about three times slower.
+    :math:`E`), the output is :math:`\Delta_k^\top = c_k Q_{\bar k}^\top
+    Q_k`, the layout :class:`SheafStructure` stores, and the edge scale is
+    one :obj:`[E]` vector; autograd through the generic block builder is
+    about three times slower.
     """
     @staticmethod
     def forward(ctx, q: Tensor, w: Tensor, structure: 'SheafStructure'):
@@ -522,29 +586,32 @@ class _NormalisedOrthogonalLaplacian(torch.autograd.Function):
         w_rev = w.index_select(0, s.rev)
         c = torch.mul(w, w_rev).mul_(a).neg_()
         q_rev = q.view(-1).index_select(0, s.rev_index(d * d)).view(d, d, e)
-        block = _small_matmul_raw(q, q_rev, True)
-        off = (block * c).view(-1).index_select(0, s.stalk_major_perm())
+        block_t = _small_matmul_raw(q_rev, q, True)      # [j, i, k]
+        off = block_t * c
+        if s.edge_perm is not None:
+            off = off.index_select(2, s.edge_perm)
         ctx.structure = s
-        ctx.save_for_backward(w, w_rev, a, c, norm, q_rev, block)
+        ctx.save_for_backward(w, w_rev, a, c, norm, q_rev, block_t)
         return deg * norm * norm, off
 
     @staticmethod
     def backward(ctx, g_diag: Tensor | None, g_off: Tensor | None):
         s = ctx.structure
         d, e = s.d, s.num_edges
-        w, w_rev, a, c, norm, q_rev, block = ctx.saved_tensors
+        w, w_rev, a, c, norm, q_rev, block_t = ctx.saved_tensors
         g_q = g_w = None
         g_deg = torch.zeros_like(norm)
         if g_off is not None:
-            g_csr = g_off
-            g_off = g_csr.index_select(0, s.stalk_major_perm(inverse=True)) \
-                .view(d, d, e)
-            g_c = (g_off * block).sum((0, 1))
+            # g[j, i, k] = (∂Δ_k)_{ij}, i.e. the layout of G_k^T / c
+            g = (g_off if s.edge_perm is None else
+                 g_off.index_select(2, s.edge_perm_inv)).contiguous()
+            g_c = (g * block_t).sum((0, 1))
             if ctx.needs_input_grad[0]:
-                # G_k̄ = c ∂Δ_k̄ (c is symmetric), gathered straight from
-                # the CSR gradient; then G_k^T + G_k̄
-                m = g_csr.index_select(0, s.stalk_major_rev_perm()) \
-                    .view(d, d, e).add_(g_off.transpose(0, 1)).mul_(c)
+                # G_k̄ = c ∂Δ_k̄ (c is symmetric): the reverse edge's
+                # gradient, transposed; then (G_k^T + G_k̄) / c
+                g_rev = g.view(-1).index_select(0, s.rev_index(d * d)) \
+                    .view(d, d, e)
+                m = torch.add(g, g_rev.transpose(0, 1)).mul_(c)
                 g_q = _small_matmul_raw(q_rev, m, False)
             # c = -w w_rev a, with a = n_row n_col symmetric in k, k̄
             h = g_c * a
@@ -590,9 +657,13 @@ def general_sheaf_laplacian(maps: Tensor,
         \top \mathcal{F}_{u \trianglelefteq e} \tilde D_u^{-1/2},
 
     with the :math:`E` small products computed as outer products of
-    :obj:`[E]` rows (:func:`_small_matmul`) and the reverse-edge and CSR
-    permutations differentiated by gathers, about three times faster on CPU
-    than batched matrix products on :obj:`[E, d, d]`."""
+    :obj:`[E]` rows (:func:`_small_matmul`) and the reverse-edge
+    permutation differentiated by a gather, about three times faster on CPU
+    than batched matrix products on :obj:`[E, d, d]`. The result is built
+    directly as :math:`\Delta_{vu}^\top = -\tilde D_u^{-1/2}
+    \mathcal{F}_{u \trianglelefteq e}^\top \mathcal{F}_{v
+    \trianglelefteq e} \tilde D_v^{-1/2}`, the layout
+    :class:`SheafStructure` stores."""
     s = structure
     d, e, n = s.d, s.num_edges, s.num_nodes
     if not s.blocks or maps.shape != (d, d, e):
@@ -601,7 +672,7 @@ def general_sheaf_laplacian(maps: Tensor,
                          f"{tuple(maps.shape)}")
     rev = s.rev_index(d * d)
     maps_rev = _Permute.apply(maps.reshape(-1), 0, rev, rev).view(d, d, e)
-    off = _small_matmul(maps, maps_rev, transpose_a=True)
+    off_t = _small_matmul(maps_rev, maps, transpose_a=True)
     gram = _small_matmul(maps, maps, transpose_a=True)
     deg = gram.new_zeros(d * d, n).index_add(1, s.row, gram.view(d * d, e))
     deg = deg.view(d, d, n).permute(2, 0, 1)                 # [N, d, d]
@@ -611,10 +682,11 @@ def general_sheaf_laplacian(maps: Tensor,
     sm = inv_sqrt.permute(1, 2, 0).reshape(d * d, n)
     left = sm.index_select(1, s.row).view(d, d, e)
     right = sm.index_select(1, s.col).view(d, d, e)
-    off = _small_matmul(_small_matmul(left, off), right).neg_()
-    fwd, inv = s.stalk_major_perm(), s.stalk_major_perm(inverse=True)
-    return SheafLaplacian(s, diag, _Permute.apply(off.reshape(-1), 0, fwd,
-                                                  inv))
+    # the inverse square roots are symmetric: (L B R)^T = R B^T L
+    off_t = _small_matmul(_small_matmul(right, off_t), left).neg_()
+    if s.edge_perm is not None:
+        off_t = _Permute.apply(off_t, 2, s.edge_perm, s.edge_perm_inv)
+    return SheafLaplacian(s, diag, off_t)
 
 
 def orthogonal_sheaf_laplacian(q: Tensor, weights: Tensor | None,
