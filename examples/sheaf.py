@@ -36,7 +36,7 @@ def node_classification(dataset: str, family: str, runs: int) -> None:
     s = learned.structure
     print(f'layer-0 learned sheaf Laplacian: {s.size} x {s.size}, '
           f'{s.nnz} off-diagonal non-zeros, '
-          f'mean |off-diagonal| {learned.values.abs().mean():.4f}')
+          f'mean |off-diagonal| {learned.off_diagonal().abs().mean():.4f}')
 
 
 def recommendation(epochs: int) -> None:

@@ -268,10 +268,25 @@ class SheafLaplacian:
     its off-diagonal values in the structure's layout (stalk-major
     :obj:`[dE]` in CSR order for diagonal maps, :obj:`[d, d, E]` for
     blocks). ``laplacian @ x`` applies it to
-    :math:`(Nd, f)` features, differentiably in all three."""
+    :math:`(Nd, f)` features, differentiably in all of them.
+
+    With ``scale`` (:obj:`[N, d, d]`, symmetric, blocks only) the
+    off-diagonal part is :math:`S L S` with :math:`S =
+    \mathrm{blockdiag}(\mathrm{scale})` and :math:`L` given by ``values``:
+    a normalisation applied to the :math:`N d f` features on both sides of
+    the sparse product instead of to the :math:`d^2 E` values
+    (:func:`general_sheaf_laplacian`); :meth:`off_diagonal` returns the
+    normalised values."""
     def __init__(self, structure: SheafStructure, diag: Tensor,
-                 values: Tensor) -> None:
+                 values: Tensor, scale: Tensor | None = None) -> None:
+        if scale is not None and (not structure.blocks or scale.shape != (
+                structure.num_nodes, structure.d, structure.d)):
+            raise ValueError(f"SheafLaplacian scale must be [N, d, d] = "
+                             f"[{structure.num_nodes}, {structure.d}, "
+                             f"{structure.d}] on a block structure, got "
+                             f"{tuple(scale.shape)}")
         self.structure, self.diag, self.values = structure, diag, values
+        self.scale = scale
 
     def __matmul__(self, x: Tensor) -> Tensor:
         s = self.structure
@@ -283,14 +298,32 @@ class SheafLaplacian:
         diag = self.diag.to(x.dtype)
         values = self.values.to(x.dtype)
         if s.blocks:
-            out = _BlockSheafMatmul.apply(s, values, x)
-            return out + (diag @ blocks).view_as(x)
+            if self.scale is None:
+                out = _BlockSheafMatmul.apply(s, values, x)
+                return out + (diag @ blocks).view_as(x)
+            scale = self.scale.to(x.dtype)
+            out = _BlockSheafMatmul.apply(s, values,
+                                          (scale @ blocks).view_as(x))
+            return (scale @ out.view_as(blocks) + diag @ blocks).view_as(x)
         # Node-major features to the operator's stalk-major order and back
         # (copies of N d f numbers, not of the E d values).
         stalk_major = blocks.transpose(0, 1).reshape(s.size, -1)
         out = _SymmetricSheafMatmul.apply(s, values, stalk_major)
         out = out.view(s.d, s.num_nodes, -1).transpose(0, 1)
         return (out + diag[:, :, None] * blocks).reshape_as(x)
+
+    def off_diagonal(self) -> Tensor:
+        r"""The off-diagonal values of the operator in the structure's
+        layout, with ``scale`` applied (for inspecting a learned sheaf)."""
+        if self.scale is None:
+            return self.values
+        s = self.structure
+        row = s.csr_row[:s.num_edges] % s.num_nodes
+        col = s.csr_col[:s.num_edges]
+        # [j, i, k] = (S_row L_k S_col)_{ij} = (S_col L_k^T S_row)_{ji}
+        vals_t = self.values.permute(2, 0, 1)
+        out = self.scale[col] @ vals_t @ self.scale[row]
+        return out.permute(1, 2, 0).contiguous()
 
     def to_dense(self) -> Tensor:
         r"""The dense :math:`Nd \times Nd` matrix, node-major (row
@@ -305,6 +338,9 @@ class SheafLaplacian:
             rows = row[None, None, :] * d + i[None, :, None]
             cols = col[None, None, :] * d + i[:, None, None]
             out[rows.expand(d, d, -1), cols.expand(d, d, -1)] = self.values
+            if self.scale is not None:
+                scale = torch.block_diag(*self.scale)
+                out = scale @ out @ scale
         else:  # stalk-major storage to node-major rows
             rows = (s.csr_row % s.num_nodes) * s.d + s.csr_row // s.num_nodes
             cols = (s.csr_col % s.num_nodes) * s.d + s.csr_col // s.num_nodes
@@ -659,11 +695,13 @@ def general_sheaf_laplacian(maps: Tensor,
     with the :math:`E` small products computed as outer products of
     :obj:`[E]` rows (:func:`_small_matmul`) and the reverse-edge
     permutation differentiated by a gather, about three times faster on CPU
-    than batched matrix products on :obj:`[E, d, d]`. The result is built
-    directly as :math:`\Delta_{vu}^\top = -\tilde D_u^{-1/2}
-    \mathcal{F}_{u \trianglelefteq e}^\top \mathcal{F}_{v
-    \trianglelefteq e} \tilde D_v^{-1/2}`, the layout
-    :class:`SheafStructure` stores."""
+    than batched matrix products on :obj:`[E, d, d]`. The values are the
+    unnormalised :math:`L_{vu}^\top = -\mathcal{F}_{u \trianglelefteq
+    e}^\top \mathcal{F}_{v \trianglelefteq e}` (the layout
+    :class:`SheafStructure` stores), and the normalisation
+    :math:`\tilde D^{-1/2}` is the Laplacian's ``scale``, applied to the
+    :math:`N d f` features on both sides of the sparse product rather
+    than to the :math:`d^2 E` values."""
     s = structure
     d, e, n = s.d, s.num_edges, s.num_nodes
     if not s.blocks or maps.shape != (d, d, e):
@@ -672,21 +710,16 @@ def general_sheaf_laplacian(maps: Tensor,
                          f"{tuple(maps.shape)}")
     rev = s.rev_index(d * d)
     maps_rev = _Permute.apply(maps.reshape(-1), 0, rev, rev).view(d, d, e)
-    off_t = _small_matmul(maps_rev, maps, transpose_a=True)
+    off_t = _small_matmul(maps_rev, maps, transpose_a=True).neg_()
     gram = _small_matmul(maps, maps, transpose_a=True)
     deg = gram.new_zeros(d * d, n).index_add(1, s.row, gram.view(d * d, e))
     deg = deg.view(d, d, n).permute(2, 0, 1)                 # [N, d, d]
     eye = torch.eye(d, device=maps.device, dtype=maps.dtype)
     inv_sqrt = sym_matrix_pow(deg + eye, -0.5)
     diag = inv_sqrt @ deg @ inv_sqrt
-    sm = inv_sqrt.permute(1, 2, 0).reshape(d * d, n)
-    left = sm.index_select(1, s.row).view(d, d, e)
-    right = sm.index_select(1, s.col).view(d, d, e)
-    # the inverse square roots are symmetric: (L B R)^T = R B^T L
-    off_t = _small_matmul(_small_matmul(right, off_t), left).neg_()
     if s.edge_perm is not None:
         off_t = _Permute.apply(off_t, 2, s.edge_perm, s.edge_perm_inv)
-    return SheafLaplacian(s, diag, off_t)
+    return SheafLaplacian(s, diag, off_t, scale=inv_sqrt)
 
 
 def orthogonal_sheaf_laplacian(q: Tensor, weights: Tensor | None,

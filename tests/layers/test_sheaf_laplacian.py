@@ -306,6 +306,13 @@ def test_block_operator_with_unsorted_edges():
         lap = build(arg)
         assert torch.allclose(lap.to_dense(), ref, atol=1e-10)
         assert torch.allclose(lap @ x, ref @ x, atol=1e-10)
+        # off_diagonal()[j, i, k] is entry (i, j) of edge k's block, edges
+        # in CSR order
+        order = torch.argsort(ei_s[0] * n + ei_s[1])
+        row, col = ei_s[0][order], ei_s[1][order]
+        blocks = ref.view(n, d, n, d)[row, :, col, :]          # [E, d, d]
+        assert torch.allclose(lap.off_diagonal(),
+                              blocks.permute(2, 1, 0), atol=1e-10)
         small = arg.detach().clone().requires_grad_()
         assert torch.autograd.gradcheck(lambda m: build(m) @ x[:, :1],
                                         (small, ), fast_mode=True)
