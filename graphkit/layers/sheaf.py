@@ -641,7 +641,11 @@ class _NormalisedOrthogonalLaplacian(torch.autograd.Function):
             # g[j, i, k] = (∂Δ_k)_{ij}, i.e. the layout of G_k^T / c
             g = (g_off if s.edge_perm is None else
                  g_off.index_select(2, s.edge_perm_inv)).contiguous()
-            g_c = (g * block_t).sum((0, 1))
+            # Σ_ij g ⊙ block_t, one [E] accumulator (no [d, d, E] product)
+            g_rows, b_rows = g.view(d * d, e), block_t.view(d * d, e)
+            g_c = g_rows[0] * b_rows[0]
+            for r in range(1, d * d):
+                g_c.addcmul_(g_rows[r], b_rows[r])
             if ctx.needs_input_grad[0]:
                 # G_k̄ = c ∂Δ_k̄ (c is symmetric): the reverse edge's
                 # gradient, transposed; then (G_k^T + G_k̄) / c
