@@ -90,6 +90,22 @@ def test_scores_are_clamped():
     assert torch.allclose(out, ref, atol=1e-4)
 
 
+def test_unshifted_and_shifted_softmax_paths_agree():
+    # A small clamp takes the unshifted exp path (normalised after the
+    # aggregation); an effectively unbounded one takes PyG's max-shifted
+    # softmax. With scores inside both bounds they are the same operator.
+    ei = _graph(9, seed=3)
+    x = torch.randn(9, 16)
+    fast = _layer(False, clamp=5.0)
+    exact = _layer(False, clamp=1e9)
+    with torch.no_grad():
+        for layer in (fast, exact):
+            layer.lin_q.weight.div_(16.0)    # all scores well inside +-5
+    assert torch.allclose(fast(x, ei), exact(x, ei), atol=1e-6)
+    ref, _ = _reference(exact, x, ei)
+    assert torch.allclose(exact(x, ei), ref, atol=1e-5)
+
+
 def test_non_neighbour_features_do_not_change_output():
     ei = torch.tensor([[1, 2, 0, 0, 3], [0, 0, 1, 2, 4]])  # 3 -> 4 only
     layer = _layer(False)
