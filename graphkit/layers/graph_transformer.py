@@ -238,14 +238,6 @@ class GraphTransformerLayer(MessagePassing):
     def message(self, v_j: Tensor, alpha: Tensor) -> Tensor:
         return v_j * alpha.unsqueeze(-1)
 
-    def aggregate(self, inputs: Tensor, index: Tensor,
-                  ptr: Tensor | None = None,
-                  dim_size: int | None = None) -> Tensor:
-        # a sum along the edge dimension: index_add_ with the [E] index,
-        # rather than a scatter with the index broadcast to [E, H, D]
-        return inputs.new_zeros((dim_size, ) + inputs.shape[1:]).index_add_(
-            0, index, inputs)
-
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.channels}, "
                 f"heads={self.heads}, edge_features={self.edge_features}, "
