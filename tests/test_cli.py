@@ -6,6 +6,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from graphkit.cli import main
 from graphkit.pipelines.results import read_records
@@ -73,9 +74,17 @@ def test_killed_process_resumes_to_same_result(tmp_path):
     deadline = time.time() + 300
     while time.time() < deadline:
         records = out / 'runs.jsonl'
+        ckpt = out / 'checkpoint.pt'
         if records.exists() and records.read_text().strip() and \
-                (out / 'checkpoint.pt').exists():
-            break  # run 0 finished and run 1 has a checkpoint
+                ckpt.exists():
+            # run 0's checkpoint lingers for a moment after its record is
+            # written; wait for one that belongs to run 1
+            try:
+                state = torch.load(ckpt, weights_only=False)
+            except (OSError, RuntimeError, EOFError):
+                state = {}  # replaced while reading; look again
+            if state.get('run') == 1:
+                break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
