@@ -9,7 +9,8 @@ PNG of the four loss curves.
 
 Each mode is a real ``torchrun`` launch of ``graphkit run`` with the same
 model, data split (Geom-GCN split 0 for the Geom-GCN graphs), seed and
-epoch budget. ``--resume`` reuses finished modes from ``--out``. The
+epoch budget. ``--resume`` reuses finished modes from ``--out`` and
+continues an interrupted one from its last checkpoint. The
 notes' formulas: graph-parallel :math:`2LRdb`, pipeline
 :math:`2(S-1)Ndb` per state tensor, so their ratio grows with :math:`L`.
 """
@@ -39,6 +40,8 @@ def launch(mode, args, out: Path) -> dict:
                '--set', 'data.undirected=true']
         if args.split:
             cmd += ['--split', args.split]
+        if args.resume:  # continue an interrupted mode from its checkpoint
+            cmd.append('--resume')
         if mode == 'ddp':
             cmd += ['--set', f'train.batch_size={args.batch_size}',
                     '--set', 'train.num_neighbors=' +
