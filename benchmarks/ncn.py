@@ -9,8 +9,9 @@ count heuristics CN / AA / RA as scores on the same split.
 Every model uses its ``<model>-<dataset>`` preset (the reference
 hyperparameters, target-link removal, batch size) on the seed-0 split and
 runs in a fresh subprocess, so peak memories do not mix. The GAE baseline
-is the preset's encoder with PyG-style Hadamard-MLP decoding (no common
-neighbours) and the same training loop. ``--max-steps`` caps the batches
+is ``ncn-gae``: the preset's encoder and NCN's pair and output MLPs on
+:math:`h_i \odot h_j`, without the common-neighbour term (the reference
+code's ``cn0``), in the same training loop. ``--max-steps`` caps the batches
 timed per epoch (the epoch time is extrapolated from them), for graphs
 where a CPU epoch takes minutes.
 """
@@ -38,13 +39,8 @@ def _setup(dataset, model_name):
                      target_link_removal=cfg.train.target_link_removal)
     task.setup(bundle.split_for_run(0, 0))
     hp = cfg.model.hparams()
-    if model_name == 'gae':
-        hp = dict(hp, decoder='mlp', decoder_layers=3)
-        model = models.build(hp.pop('encoder'), task='link',
-                             **task.model_dims(), **hp)
-    else:
-        model = models.build(model_name, task='link', **task.model_dims(),
-                             **hp)
+    model = models.build('ncn-gae' if model_name == 'gae' else model_name,
+                         task='link', **task.model_dims(), **hp)
     from graphkit.pipelines.strategies.base import Strategy
     groups = Strategy.param_groups(model, cfg.optim.lr, cfg.optim.decoder_lr)
     opt = torch.optim.Adam(groups, lr=cfg.optim.lr)

@@ -187,6 +187,22 @@ def encoder_baseline_config(cfg):
     return base
 
 
+def ablation_baseline_config(cfg, model: str):
+    r"""``cfg`` with the model swapped for ``model`` (e.g. NCN's GAE
+    ablation) and every other setting kept: the same encoder, widths,
+    optimiser, data, splits, seeds and epochs; its outputs go to
+    ``<out>/baseline-<model>``."""
+    import copy
+    from pathlib import Path
+
+    from graphkit.pipelines.loop import _default_out
+    base = copy.deepcopy(cfg)
+    base.model.name, base.preset = model, None
+    out = Path(cfg.out) if cfg.out else _default_out(cfg)
+    base.out = str(out / f'baseline-{model}')
+    return base
+
+
 def backprop_baseline_config(cfg):
     r"""The same model, data, splits, seeds and settings as ``cfg``,
     trained end to end by backprop (the comparison for layer-local
@@ -208,8 +224,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from graphkit.pipelines import results as R
     cfg = config_from_args(args)
     baselines = [baseline_config(cfg, name) for name in args.baseline]
-    if resolve(cfg.model.name).compare_encoder and not args.baseline:
+    entry = resolve(cfg.model.name)
+    if entry.compare_encoder and not args.baseline:
         baselines.append(encoder_baseline_config(cfg))
+    if not args.baseline:
+        baselines += [ablation_baseline_config(cfg, name)
+                      for name in entry.compare_with]
     if cfg.train.strategy and not args.baseline:
         from graphkit.pipelines.strategies import resolve_strategy
         if getattr(resolve_strategy(cfg.train.strategy), 'compare_backprop',

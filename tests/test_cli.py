@@ -118,3 +118,23 @@ def test_baseline_runs_on_the_same_splits_and_seeds(tmp_path, capsys):
     assert [r.split for r in main_runs] == [r.split for r in base_runs]
     assert main(['run', '--dataset', 'karate', '--baseline', 'nope']) == 2
     assert 'nope' in capsys.readouterr().err
+
+
+def test_ncn_trains_its_gae_ablation_beside_it(tmp_path, capsys):
+    code = main(['run', '--model', 'ncn', '--dataset', 'csbm', '--set',
+                 'data.task=link', '--set', 'data.metric=auc', '--epochs',
+                 '2', '--runs', '1', '--set', 'model.hidden_channels=16',
+                 '--out', str(tmp_path / 'r'), '--no-progress'])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert '| ncn | csbm |' in out and '| ncn-gae | csbm |' in out
+    main_cfg = json.loads((tmp_path / 'r' / 'config.json').read_text())
+    gae_cfg = json.loads((tmp_path / 'r' / 'baseline-ncn-gae' /
+                          'config.json').read_text())
+    # the ablation keeps every setting but the model
+    assert gae_cfg['config']['model'] == dict(main_cfg['config']['model'],
+                                              name='ncn-gae')
+    assert gae_cfg['config']['optim'] == main_cfg['config']['optim']
+    runs = read_records(tmp_path / 'r' / 'baseline-ncn-gae' / 'runs.jsonl')
+    assert [r.split for r in runs] == [
+        r.split for r in read_records(tmp_path / 'r' / 'runs.jsonl')]

@@ -15,7 +15,7 @@ from graphkit.utils.tensor import MaskDropout
 from graphkit.utils.common_neighbors import (CSRAdjacency, neighbor_overlap,
                                              pool_neighbors)
 
-__all__ = ['NCNPredictor', 'NCNCPredictor']
+__all__ = ['NCNPredictor', 'NCNCPredictor', 'GAEPredictor']
 
 
 def _block(channels: int, dropout: float, norm: bool,
@@ -27,6 +27,21 @@ def _block(channels: int, dropout: float, norm: bool,
     if not tail:
         out.append(Linear(channels, channels))
     return out
+
+
+def _pair_and_out(channels: int, dropout: float, norm: bool, tail: bool,
+                  two_layer_out: bool) -> tuple[Module, Module]:
+    r"""The pair branch :math:`\mathrm{MLP}_{ij}` and the output MLP."""
+    xij = Sequential(*_block(channels, dropout, norm, tail))
+    out: list[Module] = [Linear(channels, channels),
+                         LayerNorm(channels) if norm else Identity(),
+                         MaskDropout(dropout), ReLU()]
+    if two_layer_out:
+        out += [Linear(channels, channels),
+                LayerNorm(channels) if norm else Identity(),
+                MaskDropout(dropout), ReLU()]
+    out.append(Linear(channels, 1))
+    return xij, Sequential(*out)
 
 
 class NCNPredictor(Module):
@@ -56,6 +71,8 @@ class NCNPredictor(Module):
             states (:math:`\mathbf{h}' = \mathbf{h} + \mathrm{MLP}(
             \mathbf{h})`).
     """
+    needs_adjacency = True
+
     def __init__(self, channels: int, dropout: float = 0.0, beta: float = 1.0,
                  layer_norm: bool = False, tail_act: bool = False,
                  two_layer_out: bool = False, use_xlin: bool = False) -> None:
@@ -69,16 +86,8 @@ class NCNPredictor(Module):
         self.xcn = Sequential(Linear(channels, channels), MaskDropout(dropout),
                               ReLU(), *_block(channels, dropout, norm,
                                               tail_act))
-        self.xij = Sequential(*_block(channels, dropout, norm, tail_act))
-        out: list[Module] = [Linear(channels, channels),
-                             LayerNorm(channels) if norm else Identity(),
-                             MaskDropout(dropout), ReLU()]
-        if two_layer_out:
-            out += [Linear(channels, channels),
-                    LayerNorm(channels) if norm else Identity(),
-                    MaskDropout(dropout), ReLU()]
-        out.append(Linear(channels, 1))
-        self.out = Sequential(*out)
+        self.xij, self.out = _pair_and_out(channels, dropout, norm, tail_act,
+                                           two_layer_out)
         self.beta = Parameter(torch.tensor(float(beta)))
         self.beta_init = float(beta)
 
@@ -107,6 +116,46 @@ class NCNPredictor(Module):
         hp = self.pooled_states(h)
         pooled = pool_neighbors(hp, *ov.common, ov.num_pairs)
         return self.combine(h, src, dst, pooled)
+
+
+class GAEPredictor(Module):
+    r"""The GAE ablation of :class:`NCNPredictor` (the reference code's
+    ``cn0``): the same pair branch and output MLP with no common-neighbour
+    term,
+
+    .. math::
+        s_{ij} = \mathrm{MLP}_{out}\big(\mathrm{MLP}_{ij}(\mathbf{h}_i
+        \odot \mathbf{h}_j)\big),
+
+    so that, over the same encoder and training, the difference to NCN is
+    what pooling the common neighbours adds.
+
+    Args:
+        channels (int), dropout (float), layer_norm (bool), tail_act (bool),
+        two_layer_out (bool): as in :class:`NCNPredictor`.
+    """
+    needs_adjacency = False
+
+    def __init__(self, channels: int, dropout: float = 0.0,
+                 layer_norm: bool = False, tail_act: bool = False,
+                 two_layer_out: bool = False) -> None:
+        super().__init__()
+        self.xij, self.out = _pair_and_out(channels, dropout, layer_norm,
+                                           tail_act, two_layer_out)
+
+    def reset_parameters(self) -> None:
+        for mod in self.modules():
+            if mod is not self and hasattr(mod, 'reset_parameters'):
+                mod.reset_parameters()
+
+    def forward(self, h: Tensor, adj: CSRAdjacency | None,
+                pairs: Tensor) -> Tensor:
+        r"""Logits of the pairs ``pairs`` :obj:`[2, B]` (``adj`` is not
+        used; it keeps the predictors' common signature)."""
+        _check_pairs(pairs, h.size(0))
+        src, dst = pairs
+        return self.out(self.xij(h.index_select(0, src) *
+                                 h.index_select(0, dst))).view(-1)
 
 
 class NCNCPredictor(NCNPredictor):

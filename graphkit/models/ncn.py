@@ -15,7 +15,7 @@ from typing import Any
 from torch import Tensor
 from torch.nn import Module
 
-from graphkit.layers.ncn import NCNCPredictor, NCNPredictor
+from graphkit.layers.ncn import GAEPredictor, NCNCPredictor, NCNPredictor
 from graphkit.layers.pure import PureGNN
 from graphkit.layers.sparse_input import IdentityCache
 from graphkit.models.heads import LinkModel
@@ -40,7 +40,7 @@ class NCNLinkModel(LinkModel):
 
     Args:
         encoder (Module): node encoder.
-        predictor (NCNPredictor): the pair scorer.
+        predictor (NCNPredictor or GAEPredictor): the pair scorer.
         num_nodes (int, optional), embedding_dim (int, optional): a learned
             node-embedding table for featureless graphs.
         edge_dropout (float): dropout on the adjacency entries before the
@@ -69,6 +69,8 @@ class NCNLinkModel(LinkModel):
 
     def decode(self, h: Tensor, edge_label_index: Tensor,
                edge_index: Any = None) -> Tensor:
+        if not self.decoder.needs_adjacency:
+            return self.decoder(h, None, edge_label_index)
         if edge_index is None:
             raise ValueError("NCN scores pairs from their common neighbours: "
                              "pass the graph as decode(h, pairs, edge_index)")
@@ -78,7 +80,8 @@ class NCNLinkModel(LinkModel):
         return self.decoder(h, adj, edge_label_index)
 
 
-def _ncn_model(completion: bool, in_channels: int, out_channels: int,
+def _ncn_model(completion: bool | None, in_channels: int,
+               out_channels: int,
                encoder: str | None = None, hidden_channels: int = 256,
                num_nodes: int | None = None,
                embedding_dim: int | None = None,
@@ -103,8 +106,11 @@ def _ncn_model(completion: bool, in_channels: int, out_channels: int,
     common = dict(dropout=decoder_dropout, beta=beta, layer_norm=decoder_norm,
                   tail_act=tail_act, two_layer_out=two_layer_out,
                   use_xlin=use_xlin)
-    if completion:
-        pred: NCNPredictor = NCNCPredictor(
+    if completion is None:  # the GAE ablation
+        common.pop('beta'), common.pop('use_xlin')
+        pred: Module = GAEPredictor(hidden_channels, **common)
+    elif completion:
+        pred = NCNCPredictor(
             hidden_channels, order=completion_order, prob_scale=prob_scale,
             prob_offset=prob_offset, prior=prob_prior, alpha=prob_cap,
             **common)
@@ -116,6 +122,7 @@ def _ncn_model(completion: bool, in_channels: int, out_channels: int,
 
 
 @register('ncn', kind='model', tasks=('link', ),
+          compare_with=('ncn-gae', ),
           description='NCN link prediction (Wang et al., ICLR 2024) over any '
                       'encoder (--encoder, default pure-gcn)')
 def ncn(in_channels: int, out_channels: int = 1, **hparams: Any
@@ -125,12 +132,22 @@ def ncn(in_channels: int, out_channels: int = 1, **hparams: Any
 
 
 @register('ncnc', kind='model', tasks=('link', ),
+          compare_with=('ncn-gae', ),
           description='NCNC: NCN with common-neighbour completion (Wang et '
                       'al., ICLR 2024) over any encoder')
 def ncnc(in_channels: int, out_channels: int = 1, **hparams: Any
          ) -> NCNLinkModel:
     r"""NCNC: NCN on the neighbourhood completed by the model itself."""
     return _ncn_model(True, in_channels, out_channels, **hparams)
+
+
+@register('ncn-gae', kind='model', tasks=('link', ),
+          description="GAE ablation of NCN: the same encoder and MLPs on "
+                      "h_i * h_j only (NCN's baseline, trained beside it)")
+def ncn_gae(in_channels: int, out_channels: int = 1, **hparams: Any
+            ) -> NCNLinkModel:
+    r"""NCN without its common-neighbour term (the reference ``cn0``)."""
+    return _ncn_model(None, in_channels, out_channels, **hparams)
 
 
 def _pure(aggr: str):

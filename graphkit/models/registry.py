@@ -39,6 +39,9 @@ class ModelEntry:
     # Report the model named by its ``encoder`` hyperparameter, trained
     # alone, beside it (e.g. Mowst against its strong expert).
     compare_encoder: bool = False
+    # Models trained beside it by default, with its own settings (e.g. NCN
+    # against its GAE ablation).
+    compare_with: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -48,7 +51,8 @@ def register(name: str, *, kind: str = 'encoder',
              tasks: tuple[str, ...] = ('node', 'link', 'graph'),
              description: str = '',
              pre_transform: Callable[..., Any] | None = None,
-             compare_encoder: bool = False) -> Callable:
+             compare_encoder: bool = False,
+             compare_with: tuple[str, ...] = ()) -> Callable:
     r"""Decorator that registers a builder under ``name``.
 
     Args:
@@ -62,6 +66,9 @@ def register(name: str, *, kind: str = 'encoder',
         compare_encoder (bool): the CLI also trains the model named by the
             ``encoder`` hyperparameter alone, on the same splits and seeds,
             and reports both.
+        compare_with (tuple): models the CLI also trains, by default, with
+            this model's settings on the same splits and seeds (an ablation
+            that shows what the model adds).
     """
     if kind not in ('encoder', 'model'):
         raise ValueError(f"kind must be 'encoder' or 'model', got '{kind}'")
@@ -73,7 +80,7 @@ def register(name: str, *, kind: str = 'encoder',
         _REGISTRY[key] = ModelEntry(key, fn, kind, tuple(tasks),
                                     description or (fn.__doc__ or '').strip()
                                     .split('\n')[0], pre_transform,
-                                    compare_encoder)
+                                    compare_encoder, tuple(compare_with))
         return fn
 
     return wrap

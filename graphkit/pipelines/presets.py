@@ -328,7 +328,7 @@ def _ncn_preset(model: str, dataset: str) -> Callable[[], RunConfig]:
 
 
 for _name in _NCN:
-    for _model in ('ncn', 'ncnc'):
+    for _model in ('ncn', 'ncnc', 'ncn-gae'):
         preset(f'{_model}-{_name}')(_ncn_preset(_model, _name))
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from graphkit.layers.ncn import NCNCPredictor, NCNPredictor
+from graphkit.layers.ncn import GAEPredictor, NCNCPredictor, NCNPredictor
 from graphkit.utils.common_neighbors import csr_adjacency
 
 
@@ -23,6 +23,25 @@ def test_ncn_matches_dense_formula():
     ref = pred.out(pred.beta * pred.xcn(pooled) +
                    pred.xij(h[pairs[0]] * h[pairs[1]])).view(-1)
     assert torch.allclose(pred(h, adj, pairs), ref, atol=1e-5)
+
+
+def test_gae_ablation_is_ncn_without_the_common_neighbour_term():
+    torch.manual_seed(0)
+    a, adj = _graph(3)
+    h = torch.randn(10, 8)
+    pairs = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 9]])
+    gae = GAEPredictor(8, layer_norm=True, two_layer_out=True).eval()
+    ref = gae.out(gae.xij(h[pairs[0]] * h[pairs[1]])).view(-1)
+    assert torch.allclose(gae(h, adj, pairs), ref, atol=1e-6)
+    assert torch.allclose(gae(h, None, pairs), ref, atol=1e-6)
+    # NCN with its pooled branch switched off (beta = 0) scores the same
+    ncn = NCNPredictor(8, layer_norm=True, two_layer_out=True).eval()
+    ncn.load_state_dict(gae.state_dict(), strict=False)
+    with torch.no_grad():
+        ncn.beta.zero_()
+    assert torch.allclose(ncn(h, adj, pairs), ref, atol=1e-6)
+    with pytest.raises(ValueError):
+        gae(h, None, torch.tensor([[0], [10]]))
 
 
 def test_ncnc_with_zero_completion_is_ncn():
