@@ -3,8 +3,8 @@ memory against a GAE with the same encoder and width, the cost of the
 common-neighbour operator against the ``torch.sparse`` COO product, and the
 count heuristics CN / AA / RA as scores on the same split.
 
-    python benchmarks/ncn.py [--datasets cora citeseer] [--epochs 3]
-    python benchmarks/ncn.py --datasets ogbl-ddi --max-steps 2
+    python benchmarks/ncnc.py [--datasets cora citeseer] [--epochs 3]
+    python benchmarks/ncnc.py --datasets ogbl-ddi --max-steps 2
 
 Every model uses its ``<model>-<dataset>`` preset (the reference
 hyperparameters, target-link removal, batch size) on the seed-0 split and
@@ -114,6 +114,74 @@ def _cn_operator(dataset, repeats=3):
     return out, pairs.size(1)
 
 
+def _cn_throughput(dataset, batches, queue):
+    r"""Target pairs per second of the common-neighbour operator at each
+    batch size, against a dense :math:`A_{i:} \odot A_{j:}` reference
+    (where its :math:`B \times N` product fits in 2 GB) and a per-pair
+    Python set intersection that builds the same (pair, neighbour) index
+    lists; peak memory above the loaded graph. Pairs are
+    half training edges, half uniform random pairs."""
+    from graphkit import data as gdata
+    from graphkit.utils.common_neighbors import csr_adjacency, \
+        neighbor_overlap
+    b = gdata.load(dataset, task='link')
+    split = b.split_for_run(0, 0)
+    n, ei = b.data.num_nodes, split.edge_index
+    adj = csr_adjacency(ei, n)
+    dense = torch.zeros(n, n, dtype=torch.bool)
+    dense[ei[0], ei[1]] = True
+    sets = [set() for _ in range(n)]
+    for u, v in ei.t().tolist():
+        sets[u].add(v)
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for size in batches:
+        edges = ei[:, torch.randint(ei.size(1), (size // 2, ), generator=g)]
+        rand = torch.randint(n, (2, size - size // 2), generator=g)
+        src, dst = torch.cat([edges, rand], 1)
+
+        def ours():
+            return neighbor_overlap(adj, src, dst,
+                                    one_sided=False).common[0].numel()
+
+        def ours_one_sided():
+            ov = neighbor_overlap(adj, src, dst, one_sided=True)
+            return ov.common[0].numel()
+
+        def dense_ref():
+            return int((dense[src] & dense[dst]).sum())
+
+        def python_sets():   # the same output: (pair, neighbour) lists
+            pair_ids, nodes = [], []
+            for k, (i, j) in enumerate(zip(src.tolist(), dst.tolist())):
+                common = sets[i] & sets[j]
+                nodes.extend(common)
+                pair_ids.extend([k] * len(common))
+            torch.tensor(pair_ids, dtype=torch.long)
+            return torch.tensor(nodes, dtype=torch.long).numel()
+
+        row = {'batch': size}
+        counts = set()
+        fits = size * n <= 2 * 1024 ** 3
+        for name, fn in (('ours', ours), ('ours+1s', ours_one_sided),
+                         ('dense', dense_ref if fits else None),
+                         ('python', python_sets)):
+            if fn is None:
+                row[name] = None
+                continue
+            fn()   # warm-up
+            base = reset_peak()
+            ts = []
+            for _ in range(3 if name != 'python' else 1):
+                t0 = time.perf_counter()
+                counts.add(fn())
+                ts.append(time.perf_counter() - t0)
+            row[name] = (size / min(ts), max(peak_mb() - base, 0.0))
+        assert len(counts) == 1, counts   # every method finds the same sets
+        rows.append(row)
+    queue.put(rows)
+
+
 def _heuristics(dataset):
     from graphkit import data as gdata
     from graphkit.pipelines import metrics as M
@@ -130,6 +198,29 @@ def _heuristics(dataset):
     return out, b.metric
 
 
+def _print_throughput(ds, args) -> None:
+    rows = measure(_cn_throughput, (ds, args.cn_batches), args.timeout)
+    if rows is None:
+        print("common-neighbour throughput: failed or timed out\n")
+        return
+    print("Common neighbours, target pairs per second (peak MB above the "
+          "loaded graph):\n")
+    print("| batch | ours (common only) | ours (+ one-sided sets) | dense "
+          "A_i * A_j | Python sets | ours / dense | ours / Python |")
+    print("|---|---|---|---|---|---|---|")
+
+    def cell(v):
+        return 'does not fit' if v is None else f"{v[0]:,.0f} ({v[1]:.0f})"
+
+    for r in rows:
+        ours, dense, py = r['ours'][0], r['dense'], r['python'][0]
+        print(f"| {r['batch']:,} | {cell(r['ours'])} | {cell(r['ours+1s'])} "
+              f"| {cell(dense)} | {cell(r['python'])} | "
+              f"{'-' if dense is None else f'{ours / dense[0]:.1f}x'} | "
+              f"{ours / py:.1f}x |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--datasets', nargs='+', default=['cora'])
@@ -138,10 +229,19 @@ def main() -> None:
     parser.add_argument('--epochs', type=int, default=3)
     parser.add_argument('--max-steps', type=int, default=0)
     parser.add_argument('--timeout', type=float, default=3600)
+    parser.add_argument('--cn-batches', nargs='+', type=int,
+                        default=[1024, 4096, 16384, 65536],
+                        help='batch sizes for the common-neighbour '
+                        'throughput table (pairs per second)')
+    parser.add_argument('--cn-only', action='store_true',
+                        help='only the common-neighbour throughput table')
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for ds in args.datasets:
         print(f"\n## {ds}\n")
+        _print_throughput(ds, args)
+        if args.cn_only:
+            continue
         print("| model | s/epoch | vs GAE | inference s | peak MB (train) "
               "| test after warm-up | official s/epoch, inference s |")
         print("|---|---|---|---|---|---|---|")
