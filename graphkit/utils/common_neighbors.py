@@ -128,23 +128,35 @@ class NeighborOverlap(NamedTuple):
     num_pairs: int
 
 
-_BITMAP_CELLS_PER_ENTRY = 32
+# Dense row bitmaps cost a few byte operations per cell (N per pair), a
+# binary search tens of ns per gathered entry: the bitmaps pay when a pair
+# gathers more than about N / 16 entries, and building the N x N bitmap pays
+# when the batch gathers more than N^2 / 64 entries. On ogbl-ddi (N / entries
+# ~ 4) they are 4-8x faster than the search; on Cora (~270) much slower.
+_CELLS_PER_ENTRY = 16
+_BUILD_CELLS_PER_ENTRY = 64
 
 
 def neighbor_overlap(adj: CSRAdjacency, src: Tensor, dst: Tensor,
                      max_entries: int = 1 << 24, one_sided: bool = True,
                      bitmap_bytes: int = 1 << 26) -> NeighborOverlap:
     r"""Common and one-sided neighbour sets of the pairs
-    ``(src[b], dst[b])``.
+    ``(src[b], dst[b])``, as ``(pair, node)`` index lists ordered by pair,
+    then node. Two ways to intersect the rows:
 
-    Rows :math:`N(i)` and :math:`N(j)` are gathered from the CSR arrays as
-    keys :math:`b N + u`. Membership of one row's keys in the other's is a
-    lookup in a :math:`B \times N` bitmap of the chunk when it fits in
-    ``bitmap_bytes`` and the graph is dense enough for clearing it to pay
-    (at most 32 cells per gathered entry; :math:`O(d)` per pair), and a
-    binary search of the already sorted keys otherwise
-    (:math:`O(d \log d)`). Pairs are processed in chunks of
-    at most ``max_entries`` gathered entries, so memory stays bounded.
+    * dense graphs (a pair has more than :math:`N / 16` neighbours in all,
+      e.g. ogbl-ddi): the adjacency as an :math:`N \times N` bitmap; a chunk
+      of :math:`B` pairs takes its rows :math:`A_{i:}`, :math:`A_{j:}`, and
+      :math:`N(i) \cap N(j)` is the non-zero pattern of their AND
+      (:math:`N(i) \setminus N(j)` of AND-NOT): :math:`O(N)` vectorised
+      byte operations per pair. Used when the bitmap and two chunks of at
+      least 64 rows fit in ``bitmap_bytes``;
+    * otherwise (or with ``bitmap_bytes=0``): the rows are gathered from the
+      CSR arrays as sorted keys :math:`b N + u`, and one row's keys are
+      binary-searched in the other's, :math:`O(d \log d)` per pair, in
+      chunks of at most ``max_entries`` gathered entries.
+
+    Memory stays bounded either way.
 
     Args:
         one_sided (bool): also return :math:`N(i) \setminus N(j)` and
@@ -155,52 +167,61 @@ def neighbor_overlap(adj: CSRAdjacency, src: Tensor, dst: Tensor,
                          f"{tuple(src.shape)} and {tuple(dst.shape)}")
     n = adj.num_nodes
     cost = adj.degree[src] + adj.degree[dst]
+    total = int(cost.sum())
+    rows_per_chunk = (bitmap_bytes - n * n) // max(2 * n, 1)
+    if (rows_per_chunk >= 64 and n * src.numel() <= _CELLS_PER_ENTRY * total
+            and n * n <= _BUILD_CELLS_PER_ENTRY * total):
+        return _overlap_by_rows(adj, src, dst, one_sided, rows_per_chunk)
     parts: list[list[Tensor]] = [[] for _ in range(6)]
     start = 0
     bounds = torch.cumsum(cost, 0)
-    max_pairs = max(bitmap_bytes // max(n, 1), 0)
-    mark_bytes = min(max_pairs, src.numel()) * n
-    total = int(bounds[-1]) if src.numel() else 0
-    # Clearing the bitmap costs about one byte-write per cell, a binary
-    # search tens of ns per gathered entry: the bitmap pays on dense graphs
-    # (ogbl-ddi: ~4 cells per entry, 1.4-1.7x faster), not on sparse ones
-    # (Cora: ~270 cells per entry, 3-6x slower).
-    use_bitmap = max_pairs >= 64 and mark_bytes <= _BITMAP_CELLS_PER_ENTRY \
-        * total
-    mark = (torch.zeros(mark_bytes, dtype=torch.bool, device=src.device)
-            if use_bitmap else None)
     while start < src.numel():
         # the largest chunk from `start` within the budget (at least 1 pair)
         base = int(bounds[start - 1]) if start else 0
         stop = int(torch.searchsorted(bounds, base + max_entries,
                                       right=True))
         stop = max(stop, start + 1)
-        if mark is not None:
-            stop = min(stop, start + max_pairs)
         s, d = src[start:stop], dst[start:stop]
         ps, us = _gather_rows(adj, s)
         pd, ud = _gather_rows(adj, d)
         ks, kd = ps * n + us, pd * n + ud
-        if mark is not None:
-            mark[kd] = True
-            in_d = mark[ks]
-            mark[kd] = False
-            if one_sided:
-                mark[ks] = True
-                in_s = mark[kd]
-                mark[ks] = False
-        else:
-            in_d = _member(ks, kd)
-            in_s = _member(kd, ks) if one_sided else None
+        in_d = _member(ks, kd)
         parts[0].append(ps[in_d] + start)
         parts[1].append(us[in_d])
         if one_sided:
+            in_s = _member(kd, ks)
             out_d, out_s = ~in_d, ~in_s
             parts[2].append(ps[out_d] + start)
             parts[3].append(us[out_d])
             parts[4].append(pd[out_s] + start)
             parts[5].append(ud[out_s])
         start = stop
+    return _collect(parts, src)
+
+
+def _overlap_by_rows(adj: CSRAdjacency, src: Tensor, dst: Tensor,
+                     one_sided: bool, rows_per_chunk: int) -> NeighborOverlap:
+    n = adj.num_nodes
+    row = torch.repeat_interleave(torch.arange(n, device=src.device),
+                                  adj.degree)
+    bitmap = torch.zeros(n * n, dtype=torch.bool, device=src.device)
+    bitmap[row * n + adj.col] = True
+    bitmap = bitmap.view(n, n)
+    parts: list[list[Tensor]] = [[] for _ in range(6)]
+    for start in range(0, src.numel(), rows_per_chunk):
+        a_i = bitmap.index_select(0, src[start:start + rows_per_chunk])
+        a_j = bitmap.index_select(0, dst[start:start + rows_per_chunk])
+        sides = [torch.logical_and(a_i, a_j)]
+        if one_sided:   # (a > b) is a AND NOT b on booleans
+            sides += [torch.gt(a_i, a_j), torch.gt(a_j, a_i)]
+        for k, pattern in enumerate(sides):
+            pair, node = pattern.nonzero().unbind(1)
+            parts[2 * k].append(pair + start)
+            parts[2 * k + 1].append(node)
+    return _collect(parts, src)
+
+
+def _collect(parts: list[list[Tensor]], src: Tensor) -> NeighborOverlap:
     empty = src.new_zeros(0)
     cat = [(p[0] if len(p) == 1 else torch.cat(p)) if p else empty
            for p in parts]

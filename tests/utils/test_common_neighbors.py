@@ -52,6 +52,22 @@ def test_overlap_matches_dense_reference(seed, max_entries, bitmap_bytes):
     assert torch.equal(cn_score(adj, src, dst), (a @ a)[src, dst])
 
 
+@pytest.mark.parametrize('p', [0.6, 0.05])   # dense rows / binary search
+def test_both_intersections_give_identical_lists(p):
+    a = _graph(5, n=40, p=p)
+    n = a.size(0)
+    adj = csr_adjacency(a.nonzero().t(), n)
+    g = torch.Generator().manual_seed(3)
+    src, dst = torch.randint(0, n, (2, 300), generator=g)
+    search = neighbor_overlap(adj, src, dst, bitmap_bytes=0)
+    # 64 pairs per chunk of row bitmaps gives several chunks
+    chunks = {'bitmap_bytes': n * n + 64 * 2 * n}
+    for kw in ({}, chunks, {'max_entries': 50}):
+        ov = neighbor_overlap(adj, src, dst, **kw)
+        for got, ref in zip(ov[:3], search[:3]):
+            assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1])
+
+
 def test_pair_without_common_neighbour_and_heuristics():
     # path 0-1-2 and an edge 3-4: (0, 2) share node 1, (0, 3) share none
     ei = torch.tensor([[0, 1, 1, 2, 3, 4], [1, 0, 2, 1, 4, 3]])
