@@ -21,7 +21,7 @@ from graphkit.layers.sparse_input import IdentityCache
 from graphkit.models.heads import LinkModel
 from graphkit.models.registry import build_encoder, register
 from graphkit.utils.common_neighbors import (CSRAdjacency, as_csr_adjacency,
-                                             drop_entries)
+                                             drop_entries, unpaired_entries)
 
 __all__ = ['NCNLinkModel']
 
@@ -56,19 +56,39 @@ class NCNLinkModel(LinkModel):
                              f"{edge_dropout}")
         self.edge_dropout = edge_dropout
         self._adj_cache = IdentityCache()
+        self._checked_training_graph = False
 
     def adjacency(self, graph: Any, num_nodes: int) -> CSRAdjacency:
-        r"""The graph as a :class:`CSRAdjacency` (cached per graph)."""
+        r"""The graph as a :class:`CSRAdjacency` (cached per graph).
+        Common neighbours need an undirected graph: every evaluation graph,
+        and the first training graph, is checked for symmetry (the later
+        training graphs are the same graph with target links removed in
+        both directions)."""
         if isinstance(graph, CSRAdjacency):
             return graph
         if not isinstance(graph, Tensor):
             raise TypeError(f"NCN needs the graph as an edge_index or a "
                             f"sparse adjacency, got {type(graph).__name__}")
-        return self._adj_cache.get(
-            (graph,), lambda: as_csr_adjacency(graph, num_nodes))
+
+        def convert() -> CSRAdjacency:
+            adj = as_csr_adjacency(graph, num_nodes)
+            if not self.training or not self._checked_training_graph:
+                missing = unpaired_entries(adj)
+                if missing:
+                    raise ValueError(
+                        f"NCN needs an undirected graph, but {missing} of "
+                        f"its {adj.col.numel()} edges have no reverse edge. "
+                        f"Pass both directions (e.g. torch_geometric.utils."
+                        f"to_undirected(edge_index)).")
+                self._checked_training_graph |= self.training
+            return adj
+        return self._adj_cache.get((graph,), convert)
 
     def decode(self, h: Tensor, edge_label_index: Tensor,
                edge_index: Any = None) -> Tensor:
+        if edge_label_index.dim() == 2 and edge_label_index.size(1) == 0:
+            raise ValueError("NCN got an empty batch of target pairs (shape "
+                             "[2, 0]); pass at least one pair")
         if not self.decoder.needs_adjacency:
             return self.decoder(h, None, edge_label_index)
         if edge_index is None:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 __all__ = ['CSRAdjacency', 'csr_adjacency', 'as_csr_adjacency',
-           'drop_entries', 'NeighborOverlap',
+           'unpaired_entries', 'drop_entries', 'NeighborOverlap',
            'neighbor_overlap', 'pool_neighbors', 'cn_score', 'aa_score',
            'ra_score']
 
@@ -77,6 +77,21 @@ def as_csr_adjacency(graph, num_nodes: int) -> CSRAdjacency:
     if graph.layout == torch.sparse_coo:
         return csr_adjacency(graph.coalesce().indices(), num_nodes)
     return csr_adjacency(graph, num_nodes)
+
+
+def unpaired_entries(adj: CSRAdjacency) -> int:
+    r"""How many stored entries :math:`(i, j)` lack their reverse
+    :math:`(j, i)`: 0 exactly when the adjacency is symmetric (an
+    undirected graph stored in both directions)."""
+    n = adj.num_nodes
+    row = torch.repeat_interleave(torch.arange(n, device=adj.col.device),
+                                  adj.degree)
+    key = row * n + adj.col                      # sorted, unique
+    rev = torch.sort(adj.col * n + row).values
+    if key.numel() == 0:
+        return 0
+    idx = torch.searchsorted(key, rev).clamp_max(key.numel() - 1)
+    return int((key[idx] != rev).sum())
 
 
 def drop_entries(adj: CSRAdjacency, p: float,

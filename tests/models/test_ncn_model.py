@@ -97,6 +97,23 @@ def test_ncn_models_relabelling_invariant_and_all_grads(name):
         model.decode(model.encode(x, ei), pairs)
 
 
+def test_bad_graphs_and_batches_get_clear_errors():
+    ei, x = _graph(14, 0.35, seed=2)
+    model = build('ncn', 'link', in_channels=5, hidden_channels=16).eval()
+    pairs = torch.tensor([[0, 1], [4, 5]])
+    assert model(x, ei, pairs).shape == (2, )
+    directed = ei[:, ei[0] < ei[1]]          # one direction only
+    with pytest.raises(ValueError, match='undirected.*no reverse edge'):
+        model(x, directed, pairs)
+    model.train()
+    with pytest.raises(ValueError, match='undirected'):
+        model(x, directed, pairs)
+    with pytest.raises(ValueError, match='empty batch'):
+        model(x, ei, pairs[:, :0])
+    with pytest.raises(ValueError, match='refer'):
+        model(x, ei, torch.tensor([[0], [14]]))
+
+
 def test_any_encoder_and_featureless_embeddings():
     model = build('ncnc', 'link', in_channels=5, hidden_channels=16,
                   encoder='sage', num_layers=2)

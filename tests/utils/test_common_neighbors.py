@@ -5,7 +5,8 @@ import torch
 
 from graphkit.utils.common_neighbors import (aa_score, cn_score,
                                              csr_adjacency, neighbor_overlap,
-                                             pool_neighbors, ra_score)
+                                             pool_neighbors, ra_score,
+                                             unpaired_entries)
 
 
 def _graph(seed, n=12, p=0.3, self_loops=True):
@@ -66,6 +67,16 @@ def test_both_intersections_give_identical_lists(p):
         ov = neighbor_overlap(adj, src, dst, **kw)
         for got, ref in zip(ov[:3], search[:3]):
             assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1])
+
+
+def test_unpaired_entries_counts_edges_without_reverse():
+    a = _graph(1)
+    n = a.size(0)
+    assert unpaired_entries(csr_adjacency(a.nonzero().t(), n)) == 0
+    upper = torch.triu(a, 1)                 # drop every reverse edge
+    assert unpaired_entries(csr_adjacency(upper.nonzero().t(), n)) == \
+        int(upper.sum())
+    assert unpaired_entries(csr_adjacency(torch.zeros(2, 0).long(), n)) == 0
 
 
 def test_pair_without_common_neighbour_and_heuristics():
