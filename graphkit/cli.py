@@ -146,6 +146,22 @@ def config_from_args(args: argparse.Namespace):
     return cfg
 
 
+def _beside(cfg, label: str, base=None):
+    r"""``base`` (default: a copy of ``cfg`` without its preset name) as a
+    comparison run beside ``cfg``, with outputs in
+    ``<out>/baseline-<label>``."""
+    import copy
+    from pathlib import Path
+
+    from graphkit.pipelines.loop import _default_out
+    if base is None:
+        base = copy.deepcopy(cfg)
+        base.preset = None
+    out = Path(cfg.out) if cfg.out else _default_out(cfg)
+    base.out = str(out / f'baseline-{label}')
+    return base
+
+
 def baseline_config(cfg, model: str):
     r"""The config of a baseline ``model`` run beside ``cfg``: the
     baseline's own preset for the dataset (or the defaults), with ``cfg``'s
@@ -153,11 +169,9 @@ def baseline_config(cfg, model: str):
     splits, seeds and number of epochs; its outputs go to
     ``<out>/baseline-<model>``."""
     import copy
-    from pathlib import Path
 
     from graphkit.models import resolve
     from graphkit.pipelines import default_config
-    from graphkit.pipelines.loop import _default_out
     resolve(model)  # a clear error for an unknown name, before training
     base = default_config(model, cfg.data.name)
     base.data = copy.deepcopy(cfg.data)
@@ -165,25 +179,17 @@ def baseline_config(cfg, model: str):
     base.train.epochs = cfg.train.epochs
     base.train.progress = cfg.train.progress
     base.device, base.deterministic = cfg.device, cfg.deterministic
-    out = Path(cfg.out) if cfg.out else _default_out(cfg)
-    base.out = str(out / f'baseline-{model}')
-    return base
+    return _beside(cfg, model, base)
 
 
 def encoder_baseline_config(cfg):
     r"""The config that trains ``cfg``'s encoder (e.g. Mowst's strong
     expert) alone with the same model settings, optimiser, data, splits,
     seeds and epochs; its outputs go to ``<out>/baseline-<encoder>``."""
-    import copy
-    from pathlib import Path
-
-    from graphkit.pipelines.loop import _default_out
     name = cfg.model.encoder or 'gcn'
-    base = copy.deepcopy(cfg)
+    base = _beside(cfg, name)
     base.model.name, base.model.encoder = name, None
-    base.train.strategy, base.preset = None, None
-    out = Path(cfg.out) if cfg.out else _default_out(cfg)
-    base.out = str(out / f'baseline-{name}')
+    base.train.strategy = None
     return base
 
 
@@ -192,14 +198,8 @@ def ablation_baseline_config(cfg, model: str):
     ablation) and every other setting kept: the same encoder, widths,
     optimiser, data, splits, seeds and epochs; its outputs go to
     ``<out>/baseline-<model>``."""
-    import copy
-    from pathlib import Path
-
-    from graphkit.pipelines.loop import _default_out
-    base = copy.deepcopy(cfg)
-    base.model.name, base.preset = model, None
-    out = Path(cfg.out) if cfg.out else _default_out(cfg)
-    base.out = str(out / f'baseline-{model}')
+    base = _beside(cfg, model)
+    base.model.name = model
     return base
 
 
@@ -207,14 +207,8 @@ def backprop_baseline_config(cfg):
     r"""The same model, data, splits, seeds and settings as ``cfg``,
     trained end to end by backprop (the comparison for layer-local
     strategies); its outputs go to ``<out>/baseline-backprop``."""
-    import copy
-    from pathlib import Path
-
-    from graphkit.pipelines.loop import _default_out
-    base = copy.deepcopy(cfg)
-    base.train.strategy, base.preset = 'backprop', None
-    out = Path(cfg.out) if cfg.out else _default_out(cfg)
-    base.out = str(out / 'baseline-backprop')
+    base = _beside(cfg, 'backprop')
+    base.train.strategy = 'backprop'
     return base
 
 
