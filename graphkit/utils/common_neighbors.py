@@ -33,6 +33,12 @@ class CSRAdjacency(NamedTuple):
     def degree(self) -> Tensor:
         return self.rowptr.diff()
 
+    def row(self) -> Tensor:
+        r"""The row index of every stored entry (COO rows)."""
+        return torch.repeat_interleave(
+            torch.arange(self.num_nodes, device=self.col.device),
+            self.degree, output_size=self.col.numel())
+
 
 def csr_adjacency(edge_index: Tensor, num_nodes: int) -> CSRAdjacency:
     r"""The adjacency of ``edge_index`` (row :math:`i` lists the targets of
@@ -84,8 +90,7 @@ def unpaired_entries(adj: CSRAdjacency) -> int:
     :math:`(j, i)`: 0 exactly when the adjacency is symmetric (an
     undirected graph stored in both directions)."""
     n = adj.num_nodes
-    row = torch.repeat_interleave(torch.arange(n, device=adj.col.device),
-                                  adj.degree)
+    row = adj.row()
     key = row * n + adj.col                      # sorted, unique
     rev = torch.sort(adj.col * n + row).values
     if key.numel() == 0:
@@ -102,8 +107,7 @@ def drop_entries(adj: CSRAdjacency, p: float,
         return adj
     keep = torch.rand(adj.col.numel(), generator=generator,
                       device=adj.col.device) >= p
-    row = torch.repeat_interleave(
-        torch.arange(adj.num_nodes, device=adj.col.device), adj.degree)
+    row = adj.row()
     rowptr = torch.zeros_like(adj.rowptr)
     rowptr[1:] = torch.bincount(row[keep], minlength=adj.num_nodes).cumsum(0)
     return CSRAdjacency(rowptr, adj.col[keep], adj.num_nodes)
@@ -217,8 +221,7 @@ def neighbor_overlap(adj: CSRAdjacency, src: Tensor, dst: Tensor,
 def _overlap_by_rows(adj: CSRAdjacency, src: Tensor, dst: Tensor,
                      one_sided: bool, rows_per_chunk: int) -> NeighborOverlap:
     n = adj.num_nodes
-    row = torch.repeat_interleave(torch.arange(n, device=src.device),
-                                  adj.degree)
+    row = adj.row()
     bitmap = torch.zeros(n * n, dtype=torch.bool, device=src.device)
     bitmap[row * n + adj.col] = True
     bitmap = bitmap.view(n, n)
