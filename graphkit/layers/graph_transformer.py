@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.nn import BatchNorm1d, LayerNorm, Linear, Module
 
 from torch_geometric.nn import MessagePassing
-from torch_geometric.utils import softmax
+from torch_geometric.utils import scatter, softmax
 
 __all__ = ['GraphTransformerLayer', 'complete_edge_index', 'norm_layer']
 
@@ -213,7 +213,7 @@ class GraphTransformerLayer(MessagePassing):
             # implementation does): h_i = Σ_j e^{s_ij} v_j / Σ_j e^{s_ij}.
             weight = score.exp()
             h = self.propagate(edge_index, v=v, alpha=weight, size=(n, n))
-            total = weight.new_zeros(n, H).index_add_(0, dst, weight)
+            total = scatter(weight, dst, dim=0, dim_size=n, reduce='sum')
             # nodes without incoming edges: 0 / tiny = 0
             h = h / total.clamp_min(torch.finfo(total.dtype).tiny)[..., None]
         else:
