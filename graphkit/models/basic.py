@@ -50,6 +50,17 @@ class MLPEncoder(Module):
         return repr(self.mlp)
 
 
+def _sparse_ready(model: Module) -> Module:
+    r"""Marks a PyG model whose convolutions also take a transposed sparse
+    adjacency (``adj_t``, one row per target node) in place of
+    ``edge_index``. Full-batch node tasks then pass
+    :math:`\mathbf{A}^\top` as a ``torch.sparse_csr`` tensor, so each layer
+    aggregates with one sparse-dense product instead of materialising an
+    ``[E, F]`` message matrix; the result is the same sum."""
+    model.supports_sparse_adj = True
+    return model
+
+
 @register('mlp', description='MLP on node features only (no graph)')
 def mlp(in_channels: int, out_channels: int, hidden_channels: int = 64,
         num_layers: int = 2, dropout: float = 0.5,
@@ -64,16 +75,18 @@ def gcn(in_channels: int, out_channels: int, hidden_channels: int = 64,
         jk: str | None = None, cached: bool = False) -> Module:
     # ``cached`` stores the normalised adjacency after the first call; the
     # pipeline sets it only when the graph is fixed for the whole run.
-    return GCN(in_channels, hidden_channels, num_layers, out_channels,
-               dropout=dropout, norm=norm, jk=jk, cached=cached)
+    return _sparse_ready(GCN(in_channels, hidden_channels, num_layers,
+                             out_channels, dropout=dropout, norm=norm, jk=jk,
+                             cached=cached))
 
 
 @register('sage', description='GraphSAGE (Hamilton et al., 2017), mean aggr')
 def sage(in_channels: int, out_channels: int, hidden_channels: int = 64,
          num_layers: int = 2, dropout: float = 0.5, norm: str | None = None,
          jk: str | None = None, aggr: str = 'mean') -> Module:
-    return GraphSAGE(in_channels, hidden_channels, num_layers, out_channels,
-                     dropout=dropout, norm=norm, jk=jk, aggr=aggr)
+    return _sparse_ready(GraphSAGE(in_channels, hidden_channels, num_layers,
+                                   out_channels, dropout=dropout, norm=norm,
+                                   jk=jk, aggr=aggr))
 
 
 @register('gat', description='GAT (Velickovic et al., 2018)')
@@ -92,5 +105,6 @@ def gat(in_channels: int, out_channels: int, hidden_channels: int = 64,
 def gin(in_channels: int, out_channels: int, hidden_channels: int = 64,
         num_layers: int = 2, dropout: float = 0.5, norm: str | None = None,
         jk: str | None = None, train_eps: bool = False) -> Module:
-    return GIN(in_channels, hidden_channels, num_layers, out_channels,
-               dropout=dropout, norm=norm, jk=jk, train_eps=train_eps)
+    return _sparse_ready(GIN(in_channels, hidden_channels, num_layers,
+                             out_channels, dropout=dropout, norm=norm, jk=jk,
+                             train_eps=train_eps))

@@ -44,6 +44,12 @@ class NodeModel(Module):
         return getattr(self.encoder, 'data_keys', ())
 
     @property
+    def supports_sparse_adj(self) -> bool:
+        r"""Whether the encoder also takes a sparse ``adj_t`` in place of
+        ``edge_index``."""
+        return getattr(self.encoder, 'supports_sparse_adj', False)
+
+    @property
     def takes_batch(self) -> bool:
         r"""Whether the encoder reads the ``batch`` vector of a
         multi-graph batch (e.g. per-graph attention)."""

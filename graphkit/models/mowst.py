@@ -71,6 +71,12 @@ class Mowst(Module):
     def data_keys(self) -> tuple[str, ...]:
         return getattr(self.strong, 'data_keys', ())
 
+    @property
+    def supports_sparse_adj(self) -> bool:
+        r"""Whether the strong expert takes a sparse ``adj_t`` in place of
+        ``edge_index`` (the weak expert reads no graph)."""
+        return getattr(self.strong, 'supports_sparse_adj', False)
+
     def reset_parameters(self) -> None:
         for mod in (self.weak, self.strong, self.gate):
             mod.reset_parameters()

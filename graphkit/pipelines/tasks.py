@@ -111,6 +111,22 @@ class NodeTask(Task):
             self.data = data.to(self.device)
         self.masks = {k: split.mask(k).to(self.data.y.device)
                       for k in ('train', 'valid', 'test')}
+        self._adj_t = None
+
+    def graph_for(self, model: Module) -> Any:
+        r"""The full graph in the form ``model`` takes fastest: for a model
+        that declares ``supports_sparse_adj``, the transposed adjacency
+        :math:`\mathbf{A}^\top` (row :math:`i` lists the sources of the
+        edges into :math:`i`) as a ``torch.sparse_csr`` tensor, built once;
+        otherwise ``edge_index``."""
+        if not getattr(model, 'supports_sparse_adj', False):
+            return self.data.edge_index
+        if self._adj_t is None:
+            from torch_geometric.utils import to_torch_csr_tensor
+            n = self.data.num_nodes
+            self._adj_t = to_torch_csr_tensor(
+                self.data.edge_index.flip(0), size=(n, n))
+        return self._adj_t
 
     def _criterion(self, out: Tensor, y: Tensor) -> Tensor:
         if self.bundle.task_type == 'multiclass':
@@ -135,7 +151,7 @@ class NodeTask(Task):
         such as Mowst's expert outputs) and their labels."""
         call = model if call is None else call
         if batch is None:
-            out = call(self.data.x, self.data.edge_index,
+            out = call(self.data.x, self.graph_for(model),
                        **self.graph_inputs(model, self.data))
             m = self.masks['train']
             return _select(out, m), self.data.y[m]
@@ -164,7 +180,7 @@ class NodeTask(Task):
         model.eval()
         call = model if call is None else call
         if not self.batch_size:
-            return call(self.data.x, self.data.edge_index,
+            return call(self.data.x, self.graph_for(model),
                         **self.graph_inputs(model, self.data))
         loader = loaders.neighbor_loader(
             self.data, None, self.eval_batch_size,
