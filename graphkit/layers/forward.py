@@ -37,7 +37,8 @@ from torch import Tensor
 from torch.nn import Module
 
 __all__ = ['row_normalize', 'goodness', 'ff_loss', 'prototype_logits',
-           'prototype_loss', 'add_class_virtual_nodes', 'cached_propagation']
+           'prototype_loss', 'add_class_virtual_nodes', 'class_virtual_edges',
+           'cached_propagation', 'normalized_input_propagation']
 
 
 def row_normalize(x: Tensor, eps: float = 1e-8) -> Tensor:
@@ -102,12 +103,62 @@ def add_class_virtual_nodes(x: Tensor, edge_index: Tensor,
                             or int(classes.max()) >= c):
         raise ValueError(f"classes must lie in [0, {c}), got "
                          f"[{int(classes.min())}, {int(classes.max())}]")
-    virt = classes.to(edge_index.device) + n
+    return (torch.cat([x, virtual_x.to(x.dtype)], dim=0),
+            class_virtual_edges(edge_index, nodes, classes, n))
+
+
+def class_virtual_edges(edge_index: Tensor, nodes: Tensor, classes: Tensor,
+                        num_nodes: int) -> Tensor:
+    r"""The edges of :func:`add_class_virtual_nodes` alone: ``edge_index``
+    followed by an edge in each direction between ``nodes[i]`` and virtual
+    node ``num_nodes + classes[i]``."""
+    virt = classes.to(edge_index.device) + num_nodes
     nodes = nodes.to(edge_index.device)
     extra = torch.cat([torch.stack([nodes, virt]),
                        torch.stack([virt, nodes])], dim=1)
-    return (torch.cat([x, virtual_x.to(x.dtype)], dim=0),
-            torch.cat([edge_index, extra], dim=1))
+    return torch.cat([edge_index, extra], dim=1)
+
+
+def normalized_input_propagation(conv: Module, parts: list[Tensor],
+                                 edge_index: Tensor, eps: float = 1e-8
+                                 ) -> Callable[[], Tensor] | None:
+    r"""For a GCN layer whose input is the row-normalised stack of
+    ``parts`` (e.g. the node features and the class virtual nodes'
+    features): a function computing ``conv(row_normalize(cat(parts)),
+    edge_index)`` that never builds that :math:`N \times F_{in}` input.
+    Row normalisation is a diagonal scaling :math:`\mathbf{S}`, so
+
+    .. math::
+        \hat{\mathbf{A}}(\mathbf{S}\mathbf{X})\mathbf{W} + \mathbf{b}
+        = \hat{\mathbf{A}}\,\mathbf{S}(\mathbf{X}\mathbf{W}) + \mathbf{b},
+
+    and each call multiplies the parts by :math:`\mathbf{W}`, rescales the
+    :math:`N \times F_{out}` rows and aggregates them. Where
+    :math:`F_{in} > F_{out}` this costs the same product per step as a
+    cached aggregation (:func:`cached_propagation`) without holding its
+    :math:`N \times F_{in}` array. ``None`` for layers other than
+    :class:`~torch_geometric.nn.conv.GCNConv`."""
+    from torch_geometric.nn.conv import GCNConv
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+    if not isinstance(conv, GCNConv):
+        return None
+    parts = [p.detach() for p in parts]
+    n = sum(p.size(0) for p in parts)
+    dtype = parts[0].dtype
+    scale = torch.cat([1.0 / (p.norm(dim=-1) + eps) for p in parts])
+    if conv.normalize:
+        ei, w = gcn_norm(edge_index, None, n, conv.improved,
+                         conv.add_self_loops, conv.flow, dtype)
+    else:
+        ei, w = edge_index, scale.new_ones(edge_index.size(1))
+    # fold S into the adjacency's columns: A S z = (A S) z
+    adj = _sparse_adjacency(ei, w * scale[ei[0]], n)
+
+    def gcn() -> Tensor:
+        z = torch.cat([conv.lin(p.to(dtype)) for p in parts])
+        out = torch.sparse.mm(adj, z)
+        return out if conv.bias is None else out + conv.bias
+    return gcn
 
 
 def _sparse_adjacency(edge_index: Tensor, weight: Tensor, n: int) -> Tensor:
@@ -116,7 +167,22 @@ def _sparse_adjacency(edge_index: Tensor, weight: Tensor, n: int) -> Tensor:
                                    (n, n)).coalesce()
 
 
-def cached_propagation(conv: Module, x: Tensor, edge_index: Tensor
+def _propagate_by_columns(adj: Tensor, x: Tensor, out: Tensor | None = None,
+                          width: int = 256) -> Tensor:
+    # adj @ x one block of columns at a time: torch.sparse.mm builds a
+    # temporary as large as its result, so whole-width products would hold
+    # three [N, F] arrays at once. Column block j of the product reads only
+    # column block j of x, so ``out`` may be ``x`` itself.
+    if out is None:
+        out = x.new_empty(adj.size(0), x.size(1))
+    for start in range(0, x.size(1), width):
+        cols = slice(start, start + width)
+        out[:, cols] = torch.sparse.mm(adj, x[:, cols])
+    return out
+
+
+def cached_propagation(conv: Module, x: Tensor, edge_index: Tensor,
+                       inplace: bool = False
                        ) -> Callable[[], Tensor] | None:
     r"""For a frozen input ``x``: a function computing ``conv(x,
     edge_index)`` from an aggregation done once here, or ``None`` when the
@@ -124,7 +190,12 @@ def cached_propagation(conv: Module, x: Tensor, edge_index: Tensor
 
     Supported: :class:`~torch_geometric.nn.conv.GCNConv` (any
     normalisation settings) and :class:`~torch_geometric.nn.conv.SAGEConv`
-    with ``mean`` or ``sum`` aggregation and no projection."""
+    with ``mean`` or ``sum`` aggregation and no projection.
+
+    The aggregation runs a block of feature columns at a time, so it needs
+    one :math:`N \times F` array beside ``x``. With ``inplace=True`` a GCN
+    layer's aggregation overwrites ``x`` instead (for an input no one else
+    holds), and no second array is allocated."""
     from torch_geometric.nn.conv import GCNConv, SAGEConv
     from torch_geometric.nn.conv.gcn_conv import gcn_norm
     n = x.size(0)
@@ -135,7 +206,9 @@ def cached_propagation(conv: Module, x: Tensor, edge_index: Tensor
                              conv.add_self_loops, conv.flow, x.dtype)
         else:
             ei, w = edge_index, x.new_ones(edge_index.size(1))
-        agg = torch.sparse.mm(_sparse_adjacency(ei, w, n), x)
+        agg = _propagate_by_columns(_sparse_adjacency(ei, w, n), x,
+                                    out=x if inplace else None)
+        del x
 
         def gcn() -> Tensor:
             out = conv.lin(agg)
@@ -145,7 +218,7 @@ def cached_propagation(conv: Module, x: Tensor, edge_index: Tensor
             and str(conv.aggr) in ('mean', 'sum')):
         adj = _sparse_adjacency(edge_index, x.new_ones(edge_index.size(1)),
                                 n)
-        agg = torch.sparse.mm(adj, x)
+        agg = _propagate_by_columns(adj, x)
         if str(conv.aggr) == 'mean':
             deg = torch.sparse.sum(adj, dim=1).to_dense().clamp(min=1)
             agg = agg / deg.unsqueeze(-1)

@@ -42,7 +42,8 @@ from torch import Tensor
 from torch.nn import Module, ModuleList
 
 from graphkit.layers.forward import (add_class_virtual_nodes,
-                                     prototype_logits, row_normalize)
+                                     class_virtual_edges, prototype_logits,
+                                     row_normalize)
 
 __all__ = ['ForwardLearner', 'ForwardLinkLearner', 'TopDownLearner',
            'VARIANTS']
@@ -115,6 +116,9 @@ class ForwardLearner(_ClassNodeStack):
         self.variant, self.tau, self.theta = variant, tau, theta
         # how many layers the prediction uses (the ones trained so far)
         self.register_buffer('active', torch.tensor(len(convs)))
+        # (x, edge_index, fn): set by the forward-sf strategy while a layer
+        # trains; fn() gives forward(x, edge_index) from cached states
+        self.eval_cache: tuple[Tensor, Tensor, Any] | None = None
 
     def known(self, num_nodes: int) -> Tensor:
         r"""Per node, its known class, or -1."""
@@ -143,6 +147,24 @@ class ForwardLearner(_ClassNodeStack):
         return add_class_virtual_nodes(x, edge_index, self.virtual_x,
                                        nodes, assign[nodes])
 
+    def input_parts(self, x: Tensor, edge_index: Tensor,
+                    assign: Tensor | None = None
+                    ) -> tuple[list[Tensor], Tensor] | None:
+        r"""The input of :meth:`inputs` as row blocks, without stacking
+        them: ``([x, virtual_x], edges)`` for ``sf`` / ``ff-vn``, ``None``
+        for ``ff-la`` (whose label block adds columns)."""
+        if self.variant == 'ff-la':
+            return None
+        if x.size(1) != self.in_channels:
+            raise ValueError(f"expected {self.in_channels} input features, "
+                             f"got {x.size(1)}")
+        if assign is None:
+            assign = self.known(x.size(0))
+        nodes = (assign >= 0).nonzero().view(-1)
+        return ([x, self.virtual_x.to(x.dtype)],
+                class_virtual_edges(edge_index, nodes, assign[nodes],
+                                    x.size(0)))
+
     def augment(self, x: Tensor, edge_index: Tensor
                 ) -> tuple[Tensor, Tensor]:
         r"""The training input: the known labels only."""
@@ -168,6 +190,21 @@ class ForwardLearner(_ClassNodeStack):
     def layer_probs(self, h: Tensor, n: int) -> Tensor:
         r"""Prototype class probabilities of the ``n`` real nodes."""
         return prototype_logits(h[:n], h[n:], self.tau).softmax(-1)
+
+    def task_predict(self, task) -> Tensor:
+        r"""Inference on a pipeline task's whole graph. While the
+        ``forward-sf`` strategy trains a layer, the layers below it are
+        frozen, so their summed prototype probabilities are fixed; the
+        strategy then offers them, with the current layer's cached input, in
+        :attr:`eval_cache`, and this uses them when ``task`` holds the very
+        tensors they were computed from. Otherwise (another graph, another
+        variant, a finished or restored model) it runs :meth:`forward`."""
+        cache = self.eval_cache
+        if (cache is not None and not task.batch_size
+                and cache[0] is task.data.x
+                and cache[1] is task.data.edge_index):
+            return cache[2]()
+        return task.predict(self, call=self)
 
     def forward(self, x: Tensor, edge_index: Tensor, **_: Any) -> Tensor:
         n = x.size(0)

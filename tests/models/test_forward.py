@@ -74,6 +74,80 @@ def test_cached_propagation_equals_the_layer(make):
     assert cached_propagation(GATConv(3, 4), x, ei) is None
 
 
+@pytest.mark.parametrize('make', [lambda f: GCNConv(f, 4),
+                                  lambda f: SAGEConv(f, 4)])
+def test_wide_cached_propagation_by_column_blocks_and_in_place(make):
+    # 600 input columns: three column blocks of the aggregation
+    torch.manual_seed(0)
+    conv = make(600)
+    data = tiny_graph()
+    x = torch.randn(6, 600)
+    ref = conv(x, data.edge_index)
+    fn = cached_propagation(conv, x.clone(), data.edge_index)
+    assert torch.allclose(fn(), ref, atol=1e-5)
+    fresh = x.clone()
+    fn = cached_propagation(conv, fresh, data.edge_index, inplace=True)
+    assert torch.allclose(fn(), ref, atol=1e-5)
+    if isinstance(conv, GCNConv):   # the aggregation took x's buffer
+        assert not torch.equal(fresh, x)
+
+
+def test_normalized_input_propagation_equals_the_layer_and_its_gradient():
+    # conv(row_normalize(cat([x, v]))) without stacking: same values and
+    # the same weight gradients, with and without GCN normalisation
+    from graphkit.layers.forward import normalized_input_propagation
+    data = tiny_graph()
+    ei = torch.cat([data.edge_index, torch.tensor([[6, 0], [0, 6]])], 1)
+    x, v = torch.randn(6, 20), torch.randn(2, 20)
+    x[2] = 0.0                                        # a zero row
+    for kwargs in ({}, {'normalize': False}, {'add_self_loops': False}):
+        torch.manual_seed(0)
+        conv = GCNConv(20, 4, **kwargs)
+        ref = conv(row_normalize(torch.cat([x, v])), ei)
+        ref.square().sum().backward()
+        grads = [p.grad.clone() for p in conv.parameters()]
+        conv.zero_grad()
+        out = normalized_input_propagation(conv, [x, v], ei)()
+        assert torch.allclose(out, ref, atol=1e-5), kwargs
+        out.square().sum().backward()
+        for g, p in zip(grads, conv.parameters()):
+            assert torch.allclose(p.grad, g, atol=1e-5), kwargs
+    assert normalized_input_propagation(SAGEConv(20, 4), [x, v], ei) is None
+
+
+def test_wide_input_training_matches_the_uncached_stack():
+    # 20 features into 8 channels: SF's first layer runs on the unstacked
+    # input; the losses, the weights and the cached evaluation must match
+    # training without any cache
+    torch.manual_seed(0)
+    data = tiny_graph()
+    data.x = torch.randn(6, 20)
+    train = torch.tensor([True, True, False, True, True, False])
+    runs = {}
+    for cache in (True, False):
+        torch.manual_seed(1)
+        model = _learner([GCNConv(20, 8), GCNConv(8, 8)], data)
+        s = ForwardSF(model, lr=0.05, epochs=100, layer_epochs=4,
+                      patience=0, cache=cache)
+        task = _Task(data, train)
+        task.batch_size = None
+        task.predict = lambda m, call: call(data.x, data.edge_index)
+        trace, preds = [], []
+        for epoch in range(1, 9):
+            trace.append(s.step(task, None)['loss'])
+            if cache:
+                assert s._input[0][0][0] is None or s.current > 0
+            model.eval()
+            preds.append(model.task_predict(task))
+            s.end_epoch(epoch, {'valid': float(epoch)})
+        runs[cache] = (torch.tensor(trace), torch.stack(preds),
+                       [p.detach().clone() for p in model.parameters()])
+    assert torch.allclose(runs[True][0], runs[False][0], atol=1e-5)
+    assert torch.allclose(runs[True][1], runs[False][1], atol=1e-5)
+    for a, b in zip(runs[True][2], runs[False][2]):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
 def test_layer_against_dense_reference_and_losses_by_hand():
     data = tiny_graph()
     conv = GCNConv(3, 4)
@@ -207,6 +281,45 @@ def test_greedy_schedule_restores_best_and_finishes():
         if done:
             break
     assert done and epoch == 14 and len(s.layers_log) == 2
+
+
+def test_cached_evaluation_equals_the_full_forward():
+    # While a layer trains, SF's evaluation reuses the frozen layers'
+    # probabilities and the current layer's cached input; it must give
+    # exactly what running the whole stack gives, for cached (GCN, SAGE)
+    # and uncached (GAT) layers, and only on the graph it was built from.
+    data = tiny_graph()
+    train = torch.tensor([True, True, False, True, True, False])
+    model = _learner([GCNConv(3, 8), SAGEConv(8, 8), GATConv(8, 8)], data,
+                     classes=3)
+    s = ForwardSF(model, lr=0.05, epochs=100, layer_epochs=3, patience=0)
+    task = _Task(data, train)
+    task.batch_size = None
+    task.predict = lambda m, call: call(task.data.x, task.data.edge_index)
+    seen = set()
+    for epoch in range(1, 10):
+        s.step(task, None)
+        assert model.eval_cache is not None
+        model.eval()
+        cached = model.task_predict(task)
+        assert torch.allclose(cached, model(data.x, data.edge_index),
+                              atol=1e-5)
+        seen.add(s.current)
+        done = s.end_epoch(epoch, {'valid': float(epoch)})
+    assert done and seen == {0, 1, 2} and model.eval_cache is None
+    # another graph (same shapes, other tensors) is never served the cache
+    s2 = ForwardSF(model, lr=0.05, epochs=100, layer_epochs=3, patience=0)
+    s2.step(task, None)
+    other = _Task(data.clone(), train)
+    other.batch_size = None
+    other.data.edge_index = data.edge_index[:, :4]
+    other.predict = lambda m, call: call(other.data.x,
+                                         other.data.edge_index)
+    model.eval()
+    assert torch.allclose(model.task_predict(other),
+                          model(other.data.x, other.data.edge_index))
+    assert not torch.allclose(model.task_predict(other),
+                              model.task_predict(task))
 
 
 def test_pipeline_cli_flags_and_determinism(tmp_path):

@@ -36,6 +36,7 @@ from torch import Tensor
 from torch.nn import Module
 
 from graphkit.layers.forward import (cached_propagation, ff_loss,
+                                     normalized_input_propagation,
                                      prototype_loss)
 from graphkit.models.forward import (ForwardLearner, ForwardLinkLearner,
                                      TopDownLearner)
@@ -124,6 +125,7 @@ class ForwardLearning(Strategy):
         self.best_state: dict[str, Tensor] | None = None
         self.layers_log: list[dict[str, Any]] = []
         self._input: tuple[Tensor, Tensor, int, Any] | None = None
+        self._frozen_probs: Tensor | None = None
         model.active.fill_(1)
 
     # -- building the model -------------------------------------------------
@@ -191,18 +193,64 @@ class ForwardLearning(Strategy):
     def _prepare(self, task) -> None:
         m = self.model
         data = task.data
+        n = data.num_nodes
         train = task.masks['train'].nonzero().view(-1)
         m.set_labels(train, data.y.view(-1)[train])
         copies = []
-        for assign in self._assignments(m.known(data.num_nodes)):
+        self._frozen_probs = None
+        for assign in self._assignments(m.known(n)):
+            lazy = self._lazy_first_layer(data, assign)
+            if lazy is not None:
+                copies.append(lazy)
+                if self._frozen_probs is None and self.variant == 'sf':
+                    self._frozen_probs = data.x.new_zeros(n, m.num_classes)
+                continue
             xa, ea = m.inputs(data.x, data.edge_index, assign)
             with torch.no_grad():   # the frozen layers below, once
                 h = xa               # (fresh tensors: normalised in place)
+                probs = h.new_zeros(n, m.num_classes)
                 for i in range(self.current):
                     h = F.relu(m.convs[i](_normalize_(h), ea))
+                    if self.variant == 'sf':
+                        probs += m.layer_probs(h, n)
                 h = _normalize_(h)
+            if self._frozen_probs is None and self.variant == 'sf':
+                self._frozen_probs = probs
             copies.append(self._cached_copy(h, ea))
-        self._input = (copies, data.num_nodes)
+        self._input = (copies, n)
+        if self.variant == 'sf':
+            m.eval_cache = (data.x, data.edge_index, self._cached_eval)
+
+    def _lazy_first_layer(self, data, assign: Tensor) -> tuple | None:
+        r"""The first layer's input copy without the stacked, normalised
+        ``[N + C, F]`` input, where the layer is a GCN that narrows the
+        features (see :func:`normalized_input_propagation`); else None."""
+        m = self.model
+        conv = m.convs[0]
+        if (not self.cache or self.current != 0
+                or getattr(conv, 'in_channels', 0)
+                <= getattr(conv, 'out_channels', 0)):
+            return None
+        split = m.input_parts(data.x, data.edge_index, assign)
+        if split is None:
+            return None
+        parts, ea = split
+        fn = normalized_input_propagation(conv, parts, ea)
+        return None if fn is None else (None, ea, fn)
+
+    @torch.no_grad()
+    def _cached_eval(self) -> Tensor:
+        r"""SF's prediction (``ForwardLearner.forward``) from the frozen
+        layers' summed probabilities and one pass of the current layer over
+        its cached input."""
+        m = self.model
+        m.eval()
+        (h, graph, fn), = self._input[0]
+        n = self._input[1]
+        z = F.relu(fn() if fn is not None else m.convs[self.current](h,
+                                                                     graph))
+        probs = self._frozen_probs + m.layer_probs(z, n)
+        return (probs / (self.current + 1)).clamp_min(1e-12).log()
 
     def _prepare_link(self, task) -> None:
         m = self.model
@@ -287,6 +335,7 @@ class ForwardLearning(Strategy):
         self.best, self.best_state = None, None
         if self.current == self.model.num_layers - 1:
             self._input = None
+            self.model.eval_cache = None
             return True
         # the next layer's inputs: one pass of the finished layer over its
         # own (cached) inputs, instead of the whole frozen stack again
@@ -296,13 +345,18 @@ class ForwardLearning(Strategy):
         self._input = (None if nxt is None else
                        ([self._cached_copy(h, g) for h, g in nxt[0]],
                         nxt[1]))
+        if self._input is None:
+            self.model.eval_cache = None
         return False
 
     def _cached_copy(self, h: Tensor, graph: Any) -> tuple:
         r"""One input copy of the current layer: (the input, or None when
         the cached propagation holds all it needs; the graph; the cached
         propagation, or None)."""
-        fn = (cached_propagation(self.model.convs[self.current], h, graph)
+        # h is always a fresh tensor here: a GCN layer's aggregation may
+        # overwrite it
+        fn = (cached_propagation(self.model.convs[self.current], h, graph,
+                                 inplace=True)
               if self.cache and isinstance(graph, Tensor)
               and graph.layout == torch.strided else None)
         return (None if fn is not None else h, graph, fn)
@@ -314,8 +368,12 @@ class ForwardLearning(Strategy):
         copies, n = self._input
         conv = self.model.convs[self.current]
         out = []
-        for h, graph, fn in copies:
+        for k, (h, graph, fn) in enumerate(copies):
             z = F.relu(fn() if fn is not None else conv(h, graph))
+            if k == 0 and self._frozen_probs is not None:
+                # the finished layer joins the frozen part of the prediction
+                self._frozen_probs = (self._frozen_probs
+                                      + self.model.layer_probs(z, n))
             out.append((_normalize_(z), graph))
         return out, n
 
@@ -334,6 +392,7 @@ class ForwardLearning(Strategy):
         for k in self._SCHEDULE:
             setattr(self, k, state[k])
         self._input = None
+        self.model.eval_cache = None    # rebuilt by the next step
         self.model.active.fill_(self.current + 1)
 
 
