@@ -3,7 +3,15 @@ running a measurement in a fresh subprocess (so peaks do not mix)."""
 import multiprocessing as mp
 import resource
 
-__all__ = ['reset_peak', 'peak_mb', 'measure']
+__all__ = ['reset_peak', 'peak_mb', 'measure', 'FIXED_MMAP_THRESHOLD']
+
+# glibc raises its mmap threshold each time a large block is freed, after
+# which blocks of that size come from the heap and stay resident when freed:
+# the peak resident size then counts memory that is no longer live and grows
+# with the number of large tensors a run has freed (e.g. with depth). A
+# fixed threshold returns every block above 64 KiB to the system when it is
+# freed, so the peak tracks live memory. Pass it as ``measure(..., env=)``.
+FIXED_MMAP_THRESHOLD = {'MALLOC_MMAP_THRESHOLD_': str(64 * 1024)}
 
 
 def reset_peak() -> float:
@@ -32,11 +40,25 @@ def peak_mb() -> float:
     return status_mb('VmHWM')
 
 
-def measure(target, args, timeout):
+def measure(target, args, timeout, env=None):
+    r"""Runs ``target(*args, queue)`` in a fresh (spawned) process and
+    returns what it puts on the queue, or ``None`` if it fails or runs past
+    ``timeout`` seconds. ``env`` adds environment variables for the child
+    only, e.g. ``FIXED_MMAP_THRESHOLD``."""
+    import os
     ctx = mp.get_context('spawn')
     queue = ctx.Queue()
     proc = ctx.Process(target=target, args=(*args, queue))
-    proc.start()
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        proc.start()            # the child reads the environment at exec
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     import queue as queue_mod
     import time
     result, deadline = None, time.monotonic() + timeout

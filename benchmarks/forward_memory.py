@@ -7,7 +7,9 @@ backprop, by SF with cached aggregation and by SF without it.
 
 Each measurement runs in a fresh subprocess (peak resident memory above the
 level after loading the data and building the model, or the CUDA peak on a
-GPU). SF runs its greedy schedule with ``--epochs`` + 1 epochs per layer:
+GPU). The subprocesses run with a fixed glibc mmap threshold, so that
+freed tensors leave the resident set and the peak tracks live memory
+(``--glibc-default`` keeps the adaptive threshold). SF runs its greedy schedule with ``--epochs`` + 1 epochs per layer:
 each layer trains on a fixed input, and moving up costs one no-gradient
 pass of the finished layer. Its epoch time here is one epoch of every layer
 (the median per layer, summed over layers), the same work as one backprop
@@ -21,7 +23,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import measure, peak_mb, reset_peak  # noqa: E402
+from common import (FIXED_MMAP_THRESHOLD, measure, peak_mb,  # noqa: E402
+                    reset_peak)
 
 
 def _config(dataset, layers, strategy, cache):
@@ -114,6 +117,10 @@ def main() -> None:
                         default=[2, 4, 8, 16, 32])
     parser.add_argument('--epochs', type=int, default=5)
     parser.add_argument('--timeout', type=float, default=900)
+    parser.add_argument('--glibc-default', action='store_true',
+                        help="keep glibc's adaptive mmap threshold (the "
+                             "peak then also counts freed blocks the "
+                             "allocator kept)")
     args = parser.parse_args()
     print('| dataset | layers | method | s/epoch | vs backprop | one-off '
           'input pass (s) | peak MB | vs backprop |')
@@ -123,7 +130,9 @@ def main() -> None:
             base = None
             for mode in ('backprop', 'sf-cached', 'sf-uncached'):
                 res = measure(_child, (ds, layers, mode, args.epochs),
-                              args.timeout)
+                              args.timeout,
+                              env=None if args.glibc_default else
+                              FIXED_MMAP_THRESHOLD)
                 if res is None:
                     print(f'| {ds} | {layers} | {mode} | failed or timed '
                           f'out | | | | |', flush=True)

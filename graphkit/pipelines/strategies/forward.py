@@ -20,7 +20,12 @@ Layer :math:`\ell` trains with its own optimiser on inputs computed once
 by the frozen layers below and detached, so no gradient crosses a layer.
 For GCN and SAGE layers the neighbour aggregation of those fixed inputs is
 also computed once (``cache=True``), and each step recomputes only the
-layer's linear maps. A layer trains until ``patience`` evaluations pass
+layer's linear maps. A first GCN layer that narrows wide features instead
+keeps no copy of its input: it multiplies the raw features by its weights
+and rescales the rows (row normalisation commutes with the linear map).
+While a layer trains, SF's evaluation reuses the frozen layers' summed
+prototype probabilities and the current layer's cached input, rather than
+running the whole stack again. A layer trains until ``patience`` evaluations pass
 without a better validation score (or for ``layer_epochs`` epochs), its
 best weights are restored, and the next layer starts. The run ends after
 the last layer; the selected model is the best one seen while the last
