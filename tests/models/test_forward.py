@@ -262,6 +262,11 @@ def test_greedy_schedule_restores_best_and_finishes():
         done = s.end_epoch(epoch, {'valid': valid})
     assert not done and s.current == 1 and int(model.active) == 2
     assert s.selectable
+    # the frozen layer keeps no gradients or optimiser moments
+    assert all(p.grad is None for p in model.convs[0].parameters())
+    assert not s.opts[0].state and s.opts[1].state == {}
+    s.step(task, None)
+    assert s.opts[1].state and not s.opts[0].state
     # layer 1's input came from one pass of layer 0 over its own input:
     # the same as running the frozen stack from scratch
     incremental = s._input[0][0][2]()

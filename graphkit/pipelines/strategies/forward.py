@@ -331,8 +331,13 @@ class ForwardLearning(Strategy):
                 and not (self.patience and self.bad >= self.patience)):
             return False
         # the layer is done: keep its best weights, move up
+        conv = self.model.convs[self.current]
         if self.best_state is not None:
-            self.model.convs[self.current].load_state_dict(self.best_state)
+            conv.load_state_dict(self.best_state)
+        # a frozen layer never steps again: drop its gradients and its
+        # optimiser's moments, so memory does not grow with depth
+        conv.zero_grad(set_to_none=True)
+        self.opts[self.current].state.clear()
         self.layers_log.append({'layer': self.current,
                                 'epochs': self.layer_len,
                                 'best_valid': self.best})
