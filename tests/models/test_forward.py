@@ -519,3 +519,9 @@ def test_cli_uses_the_forward_protocol_and_compares_with_backprop():
         assert cfg.data.ratios == (0.64, 0.16, 0.2) and cfg.train.runs == 5
         base = backprop_baseline_config(cfg)
         assert base.train.strategy == 'backprop' and base.data == cfg.data
+    # links: the backprop side scores pairs by a dot product, as SF does
+    args = build_parser().parse_args(
+        ['run', '--preset', 'forward-sf-link-citeseer', '--layers', '4'])
+    base = backprop_baseline_config(config_from_args(args))
+    assert base.model.decoder == 'dot' and base.data.task == 'link'
+    assert base.model.num_layers == 4
