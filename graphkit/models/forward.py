@@ -46,7 +46,7 @@ from graphkit.layers.forward import (add_class_virtual_nodes,
                                      row_normalize)
 
 __all__ = ['ForwardLearner', 'ForwardLinkLearner', 'TopDownLearner',
-           'VARIANTS']
+           'TopDownLinkLearner', 'VARIANTS']
 
 VARIANTS = ('sf', 'ff-vn', 'ff-la')
 
@@ -418,3 +418,76 @@ class TopDownLearner(_ClassNodeStack):
                                                      self.tau).softmax(-1)
                     count += 1
         return (probs / count).clamp_min(1e-12).log()
+
+
+class TopDownLinkLearner(ForwardLinkLearner):
+    r"""SF-TopDown for link prediction (Top-To-Input form): layer
+    :math:`\ell` reads :math:`[\mathrm{norm}(\mathbf{z}^{\ell-1}_t)
+    \,\Vert\, \mathrm{norm}(\mathbf{z}^{\ell+1}_{t-1})]`, and the top
+    layer, with nothing above it, reads the layer below alone. Every layer
+    scores pairs by :math:`\langle\mathbf{z}^\ell_i,
+    \mathbf{z}^\ell_j\rangle` with its own BCE loss (ForwardGNN-CE). The
+    first states come from a bottom-up pass with the top-down inputs zero.
+    :meth:`encode` runs ``test_steps`` recurrent steps and returns the
+    states of every layer at steps :math:`2 .. \text{test\_steps} - 1`,
+    so :meth:`decode` averages :math:`\sigma(s_{ij})` over layers and
+    steps.
+
+    Args:
+        convs (ModuleList): the layers, with input widths
+            :meth:`input_widths`.
+        hidden (int): the layers' width.
+        test_steps (int): recurrent steps at inference.
+    """
+    def __init__(self, convs: ModuleList, hidden: int,
+                 test_steps: int = 10) -> None:
+        super().__init__(convs, 'ce')
+        if test_steps < 3:
+            raise ValueError(f"test_steps must be >= 3, got {test_steps}")
+        self.hidden, self.test_steps = hidden, test_steps
+
+    @staticmethod
+    def input_widths(in_channels: int, hidden: int,
+                     num_layers: int) -> list[int]:
+        r""":math:`d_{\ell-1} + d_{\ell+1}` below the top layer,
+        :math:`d_{L-1}` at the top."""
+        below = [in_channels] + [hidden] * (num_layers - 1)
+        return [b + (hidden if i < num_layers - 1 else 0)
+                for i, b in enumerate(below)]
+
+    def layer_input(self, index: int, states: list[Tensor], x: Tensor,
+                    zero_top: bool = False) -> Tensor:
+        r"""Layer ``index``'s (detached) input from the current states."""
+        below = row_normalize(x if index == 0 else states[index - 1])
+        if index == self.num_layers - 1:
+            return below.detach()
+        top = (below.new_zeros(below.size(0), self.hidden) if zero_top
+               else row_normalize(states[index + 1]))
+        return torch.cat([below, top], dim=1).detach()
+
+    def bottom_up(self, x: Tensor, edge_index: Any) -> list[Tensor]:
+        r"""The initial states: one pass with the top-down inputs zero."""
+        states: list[Tensor] = []
+        for i in range(self.num_layers):
+            states.append(F.relu(self.convs[i](
+                self.layer_input(i, states, x, zero_top=True), edge_index)))
+        return states
+
+    def order(self) -> list[int]:
+        r"""Update order within a step: even layers, then odd ones."""
+        return (list(range(0, self.num_layers, 2))
+                + list(range(1, self.num_layers, 2)))
+
+    def encode(self, x: Tensor, edge_index: Any, **_: Any) -> Tensor:
+        if x is None:
+            raise ValueError("forward learning for links needs node "
+                             "features (the dataset has none)")
+        states = self.bottom_up(x, edge_index)
+        out = []
+        for t in range(1, self.test_steps):
+            for i in self.order():
+                states[i] = F.relu(self.convs[i](
+                    self.layer_input(i, states, x), edge_index))
+            if t >= 2:
+                out.extend(states)
+        return torch.stack(out)

@@ -490,6 +490,60 @@ def test_topdown_layers_keep_their_own_gradients(form):
     assert len(s.states) == 3 and not any(h.requires_grad for h in s.states)
 
 
+def test_topdown_link_form_inputs_gradients_and_pipeline(tmp_path):
+    from graphkit.models.forward import TopDownLinkLearner
+    from graphkit.pipelines.strategies import ForwardTopDown
+    assert TopDownLinkLearner.input_widths(3, 8, 3) == [11, 16, 8]
+    data = tiny_graph()
+    torch.manual_seed(0)
+    model = TopDownLinkLearner(torch.nn.ModuleList(
+        [GCNConv(11, 8), GCNConv(16, 8), GCNConv(8, 8)]), 8, test_steps=4)
+    states = model.bottom_up(data.x, data.edge_index)
+    # layer 1 reads [norm(z0) || norm(z2)], the top layer z1 alone
+    inp = model.layer_input(1, states, data.x)
+    assert torch.allclose(inp, torch.cat([row_normalize(states[0]),
+                                          row_normalize(states[2])], 1))
+    assert torch.allclose(model.layer_input(2, states, data.x),
+                          row_normalize(states[1]))
+    h = model.encode(data.x, data.edge_index)
+    assert h.shape == (2 * 3, 6, 8)     # steps 2 and 3, three layers each
+    # each layer's gradient comes from its own loss only
+    s = ForwardTopDown(model, lr=0.01)
+    assert all(g['weight_decay'] == 0.0 for o in s.opts
+               for g in o.param_groups)
+    at_own_step = {}
+    for i, opt in enumerate(s.opts):
+        def spy(*a, _i=i, _step=opt.step, **k):
+            at_own_step[_i] = [p.grad.clone()
+                               for p in model.convs[_i].parameters()]
+            return _step(*a, **k)
+        opt.step = spy
+
+    class LinkTask:
+        kind = 'link'
+        x, adj, edge_index, num_nodes = (data.x, data.edge_index,
+                                         data.edge_index, 6)
+        train_pos = data.edge_index
+    out = s.step(LinkTask(), torch.arange(data.edge_index.size(1)))
+    assert torch.isfinite(torch.tensor(out['loss']))
+    assert sorted(at_own_step) == [0, 1, 2]
+    for i, conv in enumerate(model.convs):
+        assert all(torch.equal(p.grad, g) for p, g in
+                   zip(conv.parameters(), at_own_step[i]))
+    cfg = RunConfig(
+        data=DataConfig(name='csbm', task='link', metric='auc'),
+        model=ModelConfig(name='gcn', hidden_channels=32, num_layers=2,
+                          dropout=0.0),
+        optim=OptimConfig(lr=0.01),
+        train=TrainConfig(epochs=30, runs=1, strategy='forward-topdown',
+                          progress=False),
+        out=str(tmp_path))
+    assert fit(cfg).test_mean > 0.7
+    cfg.train.strategy = 'forward-topdown-loss'
+    with pytest.raises(ValueError, match='node classification'):
+        fit(cfg)
+
+
 @pytest.mark.parametrize('strategy,epochs', [
     ('forward-ff-vn', 60), ('forward-ff-la', 60), ('forward-topdown', 40),
     ('forward-topdown-loss', 40)])

@@ -44,7 +44,7 @@ from graphkit.layers.forward import (cached_propagation, ff_loss,
                                      normalized_input_propagation,
                                      prototype_loss)
 from graphkit.models.forward import (ForwardLearner, ForwardLinkLearner,
-                                     TopDownLearner)
+                                     TopDownLearner, TopDownLinkLearner)
 from graphkit.pipelines.strategies.backprop import NonFiniteLossError
 from graphkit.pipelines.strategies.base import Strategy, build_optimizer
 
@@ -425,7 +425,10 @@ class ForwardTopDown(Strategy):
     r"""SF-TopDown: every layer takes one local step per epoch (a time
     step), in the order of :meth:`TopDownLearner.order`, on the prototype
     loss; the recurrent states carry over between epochs (and
-    checkpoints). ``forward-topdown`` is the Top-To-Input form,
+    checkpoints). On a link task ``forward-topdown`` trains a
+    :class:`TopDownLinkLearner` the same way, each layer on its own BCE
+    loss of dot-product pair scores, without weight decay (the paper's
+    setting). ``forward-topdown`` is the Top-To-Input form,
     ``forward-topdown-loss`` the Top-To-Loss form (gradient norms clipped
     at 1 unless ``optim.grad_clip`` says otherwise). Inputs change every
     step, so no aggregation is cached.
@@ -439,10 +442,14 @@ class ForwardTopDown(Strategy):
     def __init__(self, model: Module, *, optimizer: str = 'adam',
                  lr: float = 1e-3, weight_decay: float = 5e-4,
                  grad_clip: float | None = None, **_: Any) -> None:
-        if not isinstance(model, TopDownLearner):
-            raise TypeError(f"'{self.name}' trains a TopDownLearner (built "
-                            f"by {type(self).__name__}.build_model), got "
+        if not isinstance(model, (TopDownLearner, TopDownLinkLearner)):
+            raise TypeError(f"'{self.name}' trains a TopDownLearner or "
+                            f"TopDownLinkLearner (built by "
+                            f"{type(self).__name__}.build_model), got "
                             f"{type(model).__name__}")
+        if isinstance(model, TopDownLinkLearner):
+            # the paper's link-prediction TopDown trains without decay
+            weight_decay = 0.0
         self.model = model
         self.grad_clip = (grad_clip if grad_clip is not None else
                           1.0 if self.form == 'loss' else None)
@@ -460,15 +467,23 @@ class ForwardTopDown(Strategy):
         from torch.nn import ModuleList
 
         from graphkit import models
-        if task.kind != 'node':
-            raise ValueError(f"'{cls.name}' trains node classification "
-                             f"(got a {task.kind} task)")
+        if task.kind not in ('node', 'link') or (task.kind == 'link'
+                                                 and cls.form != 'input'):
+            raise ValueError(
+                f"'{cls.name}' trains node classification"
+                f"{' or link prediction' if cls.form == 'input' else ''} "
+                f"(got a {task.kind} task)")
         hidden = hparams.get('hidden_channels') or 128
         layers = hparams.get('num_layers') or 2
-        classes = task.bundle.num_classes
+        link = task.kind == 'link'
+        classes = 0 if link else task.bundle.num_classes
+        widths = (TopDownLinkLearner.input_widths(dims['in_channels'],
+                                                  hidden, layers) if link
+                  else TopDownLearner.input_widths(
+                      dims['in_channels'], hidden, classes, layers,
+                      cls.form))
         convs = ModuleList()
-        for width in TopDownLearner.input_widths(
-                dims['in_channels'], hidden, classes, layers, cls.form):
+        for width in widths:
             one = models.build(name, task=task.kind,
                                **dict(dims, in_channels=width,
                                       out_channels=hidden),
@@ -480,10 +495,45 @@ class ForwardTopDown(Strategy):
                                  f"convolutions (a model with a 'convs' "
                                  f"list); '{name}' has none")
             convs.append(stack.convs[0])
+        if link:
+            return TopDownLinkLearner(convs, hidden, test_steps=test_steps)
         return TopDownLearner(convs, dims['in_channels'], classes, hidden,
                               form=cls.form, tau=tau, test_steps=test_steps)
 
+    def _link_step(self, task, idx: Tensor) -> dict[str, float]:
+        r"""One time step for links: every layer, in :meth:`order`, takes
+        one step on its own BCE loss over the batch's positive pairs and
+        as many uniform negatives."""
+        from torch_geometric.utils import negative_sampling
+        m = self.model
+        x, graph = task.x, task.adj
+        if x is None:
+            raise ValueError("forward learning for links needs node "
+                             "features (the dataset has none)")
+        if self.states is None:
+            with torch.no_grad():
+                self.states = [s.detach() for s in m.bottom_up(x, graph)]
+        m.train()
+        pos = task.train_pos[:, idx]
+        neg = negative_sampling(task.edge_index, num_nodes=task.num_nodes,
+                                num_neg_samples=pos.size(1))
+        losses = []
+        for i in m.order():
+            conv = m.convs[i]
+            h = F.relu(conv(m.layer_input(i, self.states, x), graph))
+            sp, sn = m.pair_scores(h, pos), m.pair_scores(h, neg)
+            loss = (F.binary_cross_entropy_with_logits(
+                sp, torch.ones_like(sp))
+                + F.binary_cross_entropy_with_logits(
+                    sn, torch.zeros_like(sn)))
+            _local_step(loss, self.opts[i], conv, self.grad_clip, i)
+            self.states[i] = h.detach()
+            losses.append(float(loss.detach()))
+        return {'loss': sum(losses) / len(losses)}
+
     def step(self, task, batch: Any) -> dict[str, float]:
+        if task.kind == 'link':
+            return self._link_step(task, batch)
         if batch is not None:
             raise ValueError(f"'{self.name}' trains full-batch; unset "
                              f"train.batch_size")
