@@ -472,13 +472,7 @@ def test_topdown_layers_keep_their_own_gradients(form):
     model = _topdown(form, layers=3)
     cls = ForwardTopDown if form == 'input' else ForwardTopDownLoss
     s = cls(model, lr=0.01)
-    at_own_step = {}
-    for i, opt in enumerate(s.opts):
-        def spy(*a, _i=i, _step=opt.step, **k):
-            at_own_step[_i] = [p.grad.clone()
-                               for p in model.convs[_i].parameters()]
-            return _step(*a, **k)
-        opt.step = spy
+    at_own_step = _spy_on_layer_steps(s, model)
     task = _Task(data, torch.tensor([True, True, False, True, True, False]))
     out = s.step(task, None)
     assert torch.isfinite(torch.tensor(out['loss']))
@@ -488,6 +482,19 @@ def test_topdown_layers_keep_their_own_gradients(form):
         assert all(torch.equal(p.grad, g) for p, g in
                    zip(conv.parameters(), at_own_step[i]))
     assert len(s.states) == 3 and not any(h.requires_grad for h in s.states)
+
+
+def _spy_on_layer_steps(strategy, model):
+    r"""Records each layer's gradients at the moment its own optimiser
+    steps: ``{layer: [grads]}``."""
+    at_own_step = {}
+    for i, opt in enumerate(strategy.opts):
+        def spy(*a, _i=i, _step=opt.step, **k):
+            at_own_step[_i] = [p.grad.clone()
+                               for p in model.convs[_i].parameters()]
+            return _step(*a, **k)
+        opt.step = spy
+    return at_own_step
 
 
 def test_topdown_link_form_inputs_gradients_and_pipeline(tmp_path):
@@ -511,13 +518,7 @@ def test_topdown_link_form_inputs_gradients_and_pipeline(tmp_path):
     s = ForwardTopDown(model, lr=0.01)
     assert all(g['weight_decay'] == 0.0 for o in s.opts
                for g in o.param_groups)
-    at_own_step = {}
-    for i, opt in enumerate(s.opts):
-        def spy(*a, _i=i, _step=opt.step, **k):
-            at_own_step[_i] = [p.grad.clone()
-                               for p in model.convs[_i].parameters()]
-            return _step(*a, **k)
-        opt.step = spy
+    at_own_step = _spy_on_layer_steps(s, model)
 
     class LinkTask:
         kind = 'link'
