@@ -127,25 +127,28 @@ class ForwardLearner(_ClassNodeStack):
         a[self.label_nodes] = self.label_classes
         return a
 
+    def _assignment(self, x: Tensor, assign: Tensor | None) -> Tensor:
+        # checks the features; the known labels unless told otherwise
+        if x.size(1) != self.in_channels:
+            raise ValueError(f"expected {self.in_channels} input features, "
+                             f"got {x.size(1)}")
+        return self.known(x.size(0)) if assign is None else assign
+
     def inputs(self, x: Tensor, edge_index: Tensor,
                assign: Tensor | None = None) -> tuple[Tensor, Tensor]:
         r"""Features and edges for a class assignment (per node, a class
         or -1; default: the known labels). ``sf`` / ``ff-vn`` append the
         virtual nodes after the real ones."""
-        if x.size(1) != self.in_channels:
-            raise ValueError(f"expected {self.in_channels} input features, "
-                             f"got {x.size(1)}")
-        if assign is None:
-            assign = self.known(x.size(0))
-        if self.variant == 'ff-la':
-            block = x.new_full((x.size(0), self.num_classes),
-                               1.0 / self.num_classes)
-            on = assign >= 0
-            block[on] = F.one_hot(assign[on], self.num_classes).to(x.dtype)
-            return torch.cat([x, block], dim=1), edge_index
-        nodes = (assign >= 0).nonzero().view(-1)
-        return add_class_virtual_nodes(x, edge_index, self.virtual_x,
-                                       nodes, assign[nodes])
+        split = self.input_parts(x, edge_index, assign)
+        if split is not None:
+            parts, edges = split
+            return torch.cat(parts, dim=0), edges
+        assign = self._assignment(x, assign)       # ff-la: a label block
+        block = x.new_full((x.size(0), self.num_classes),
+                           1.0 / self.num_classes)
+        on = assign >= 0
+        block[on] = F.one_hot(assign[on], self.num_classes).to(x.dtype)
+        return torch.cat([x, block], dim=1), edge_index
 
     def input_parts(self, x: Tensor, edge_index: Tensor,
                     assign: Tensor | None = None
@@ -155,11 +158,7 @@ class ForwardLearner(_ClassNodeStack):
         for ``ff-la`` (whose label block adds columns)."""
         if self.variant == 'ff-la':
             return None
-        if x.size(1) != self.in_channels:
-            raise ValueError(f"expected {self.in_channels} input features, "
-                             f"got {x.size(1)}")
-        if assign is None:
-            assign = self.known(x.size(0))
+        assign = self._assignment(x, assign)
         nodes = (assign >= 0).nonzero().view(-1)
         return ([x, self.virtual_x.to(x.dtype)],
                 class_virtual_edges(edge_index, nodes, assign[nodes],

@@ -202,25 +202,22 @@ class ForwardLearning(Strategy):
         train = task.masks['train'].nonzero().view(-1)
         m.set_labels(train, data.y.view(-1)[train])
         copies = []
-        self._frozen_probs = None
+        # SF (one input copy): the frozen layers' summed probabilities
+        self._frozen_probs = (data.x.new_zeros(n, m.num_classes)
+                              if self.variant == 'sf' else None)
         for assign in self._assignments(m.known(n)):
             lazy = self._lazy_first_layer(data, assign)
             if lazy is not None:
                 copies.append(lazy)
-                if self._frozen_probs is None and self.variant == 'sf':
-                    self._frozen_probs = data.x.new_zeros(n, m.num_classes)
                 continue
             xa, ea = m.inputs(data.x, data.edge_index, assign)
             with torch.no_grad():   # the frozen layers below, once
                 h = xa               # (fresh tensors: normalised in place)
-                probs = h.new_zeros(n, m.num_classes)
                 for i in range(self.current):
                     h = F.relu(m.convs[i](_normalize_(h), ea))
-                    if self.variant == 'sf':
-                        probs += m.layer_probs(h, n)
+                    if self._frozen_probs is not None:
+                        self._frozen_probs += m.layer_probs(h, n)
                 h = _normalize_(h)
-            if self._frozen_probs is None and self.variant == 'sf':
-                self._frozen_probs = probs
             copies.append(self._cached_copy(h, ea))
         self._input = (copies, n)
         if self.variant == 'sf':
