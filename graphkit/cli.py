@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help='also train MODEL (its own preset for the dataset '
                      'if any) on the same data, splits, seeds, runs and '
                      'epochs, and print both (repeatable)')
+    run.add_argument('--no-baseline', action='store_true',
+                     help='train only the named model, without the '
+                     'comparison run its registry entry adds by default '
+                     '(encoder, ablation or backprop)')
     run.add_argument('--parallel', default=None,
                      choices=['none', 'ddp', 'graph', 'pipeline', 'hybrid'],
                      help='distributed mode under torchrun (parallel.mode): '
@@ -217,14 +221,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from graphkit.pipelines import fit
     from graphkit.pipelines import results as R
     cfg = config_from_args(args)
+    if args.no_baseline and args.baseline:
+        from graphkit.pipelines.config import ConfigError
+        raise ConfigError("--no-baseline and --baseline contradict each "
+                          "other; give one of them")
     baselines = [baseline_config(cfg, name) for name in args.baseline]
     entry = resolve(cfg.model.name)
-    if entry.compare_encoder and not args.baseline:
+    auto = not (args.baseline or args.no_baseline)
+    if entry.compare_encoder and auto:
         baselines.append(encoder_baseline_config(cfg))
-    if not args.baseline:
+    if auto:
         baselines += [ablation_baseline_config(cfg, name)
                       for name in entry.compare_with]
-    if cfg.train.strategy and not args.baseline:
+    if cfg.train.strategy and auto:
         from graphkit.pipelines.strategies import resolve_strategy
         if getattr(resolve_strategy(cfg.train.strategy), 'compare_backprop',
                    False):

@@ -138,3 +138,16 @@ def test_ncn_trains_its_gae_ablation_beside_it(tmp_path, capsys):
     runs = read_records(tmp_path / 'r' / 'baseline-ncn-gae' / 'runs.jsonl')
     assert [r.split for r in runs] == [
         r.split for r in read_records(tmp_path / 'r' / 'runs.jsonl')]
+
+
+def test_no_baseline_trains_the_named_model_only(tmp_path, capsys):
+    args = ['run', '--model', 'ncn', '--dataset', 'csbm', '--set',
+            'data.task=link', '--set', 'data.metric=auc', '--epochs', '1',
+            '--runs', '1', '--set', 'model.hidden_channels=16', '--out',
+            str(tmp_path / 'r'), '--no-progress']
+    assert main(args + ['--no-baseline']) == 0
+    out = capsys.readouterr().out
+    assert '| ncn | csbm |' in out and 'ncn-gae' not in out
+    assert not (tmp_path / 'r' / 'baseline-ncn-gae').exists()
+    assert main(args + ['--no-baseline', '--baseline', 'gcn']) == 2
+    assert 'contradict' in capsys.readouterr().err

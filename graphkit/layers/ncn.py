@@ -185,12 +185,15 @@ class NCNCPredictor(NCNPredictor):
         order (int): completion order :math:`k \ge 1`.
         prob_scale, prob_offset, prior, alpha (float): the calibration.
         nested_states (bool): score candidates on :math:`\mathbf{h}'`.
+        candidate_chunk (int): candidate links scored per call of the inner
+            predictor (default :obj:`65536`); bounds the memory of the
+            completion on dense graphs without changing the result.
         **kwargs: :class:`NCNPredictor` arguments.
     """
     def __init__(self, channels: int, order: int = 1, prob_scale: float = 1.0,
                  prob_offset: float = 0.0, prior: float = 0.5,
                  alpha: float = 1.0, nested_states: bool = True,
-                 **kwargs) -> None:
+                 candidate_chunk: int = 1 << 16, **kwargs) -> None:
         super().__init__(channels, **kwargs)
         if order < 1:
             raise ValueError(f"NCNC needs completion order >= 1, got "
@@ -201,6 +204,10 @@ class NCNCPredictor(NCNPredictor):
         self.prob_scale, self.prob_offset = prob_scale, prob_offset
         self.log_prior, self.alpha = math.log(prior), alpha
         self.nested_states = nested_states
+        if candidate_chunk < 1:
+            raise ValueError(f"candidate_chunk must be >= 1, got "
+                             f"{candidate_chunk}")
+        self.candidate_chunk = candidate_chunk
 
     def completion_probability(self, logits: Tensor) -> Tensor:
         return self.alpha * torch.sigmoid(
@@ -218,10 +225,17 @@ class NCNCPredictor(NCNPredictor):
                 h_in, hp_in = ((hp, self.pooled_states(hp))
                                if self.nested_states and self.xlin is not None
                                else (h, hp))
-                cand = self._score(h_in, hp_in, adj,
-                                   torch.cat([dst[bi], src[bj]]),
-                                   torch.cat([ui, uj]), order - 1) \
-                    if bi.numel() + bj.numel() else h.new_zeros(0)
+                c_src = torch.cat([dst[bi], src[bj]])
+                c_dst = torch.cat([ui, uj])
+                # Scored in chunks: without gradient the chunks are
+                # independent, and peak memory stays that of one chunk
+                # (a dense graph has hundreds of candidates per pair).
+                step = self.candidate_chunk
+                cand = torch.cat([
+                    self._score(h_in, hp_in, adj, c_src[k:k + step],
+                                c_dst[k:k + step], order - 1)
+                    for k in range(0, c_src.numel(), step)
+                ]) if c_src.numel() else h.new_zeros(0)
                 prob = self.completion_probability(cand)
             pooled = pooled + pool_neighbors(
                 hp, torch.cat([bi, bj]), torch.cat([ui, uj]), ov.num_pairs,

@@ -107,3 +107,23 @@ def test_relabelling_invariance_gradients_and_errors():
         pred(h, adj, torch.tensor([[0], [12]]))
     with pytest.raises(ValueError, match='order'):
         NCNCPredictor(8, order=0)
+
+
+@pytest.mark.parametrize('order', [1, 2])
+def test_ncnc_candidate_chunks_give_the_same_scores_and_gradients(order):
+    torch.manual_seed(0)
+    _, adj = _graph(5, n=14, p=0.45)
+    h = torch.randn(14, 8, requires_grad=True)
+    pairs = torch.tensor([[0, 1, 2, 3, 7], [4, 5, 6, 9, 13]])
+    whole = NCNCPredictor(8, order=order, use_xlin=True).eval()
+    chunked = NCNCPredictor(8, order=order, use_xlin=True,
+                            candidate_chunk=3).eval()
+    chunked.load_state_dict(whole.state_dict())
+    ref = whole(h, adj, pairs)
+    (g_ref,) = torch.autograd.grad(ref.sum(), h)
+    out = chunked(h, adj, pairs)
+    (g_out,) = torch.autograd.grad(out.sum(), h)
+    assert torch.allclose(out, ref, atol=1e-6)
+    assert torch.allclose(g_out, g_ref, atol=1e-6)
+    with pytest.raises(ValueError, match='candidate_chunk'):
+        NCNCPredictor(8, candidate_chunk=0)
