@@ -48,3 +48,12 @@ def test_presets_and_round_trip():
     assert again == cfg
     with pytest.raises(ValueError, match='Valid presets'):
         get_preset('nope')
+
+
+def test_ncn_ddi_preset_has_the_reference_dropouts():
+    from graphkit.pipelines import get_preset
+    m = get_preset('ncn-ogbl-ddi').model
+    # the reference README's ddi line: xdp .05, tdp 0, gnndp .4, predp .6
+    assert (m.input_dropout, m.tail_dropout, m.dropout,
+            m.decoder_dropout) == (0.05, 0.0, 0.4, 0.6)
+    assert m.hidden_channels == 224 and m.encoder == 'pure-sum'
