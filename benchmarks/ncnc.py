@@ -6,7 +6,7 @@ count heuristics CN / AA / RA as scores on the same split.
     python benchmarks/ncnc.py [--datasets cora citeseer] [--epochs 3]
     python benchmarks/ncnc.py --datasets ogbl-ddi --max-steps 2
     python benchmarks/ncnc.py --datasets ogbl-ddi --models ncn ncnc \
-        --batch-size 512 --max-steps 2 --epochs 1
+        --batch-size 1024 --max-steps 1 --epochs 1
 
 Every model uses its ``<model>-<dataset>`` preset (the reference
 hyperparameters, target-link removal, batch size) on the seed-0 split and
