@@ -132,6 +132,9 @@ class OptimConfig:
     # (the sheaf learners); ``None``: the same as ``weight_decay``.
     sheaf_decay: float | None = None
     grad_clip: float | None = None
+    # Clip each direct child module (embedding, encoder, decoder) to
+    # ``grad_clip`` separately instead of all parameters together.
+    clip_per_module: bool = False
 
 
 @dataclass(kw_only=True)

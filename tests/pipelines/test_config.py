@@ -57,3 +57,15 @@ def test_ncn_ddi_preset_has_the_reference_dropouts():
     assert (m.input_dropout, m.tail_dropout, m.dropout,
             m.decoder_dropout) == (0.05, 0.0, 0.4, 0.6)
     assert m.hidden_channels == 224 and m.encoder == 'pure-sum'
+
+
+def test_ddi_gae_presets_follow_the_ogb_example():
+    from graphkit.pipelines import get_preset
+    # examples/linkproppred/ddi: --num_layers 2 sets the encoder and the
+    # predictor depth; emb / model / predictor are clipped separately at 1
+    for name in ('gcn-ogbl-ddi', 'sage-ogbl-ddi', 'nsd-diag-ogbl-ddi'):
+        cfg = get_preset(name)
+        assert (cfg.model.num_layers, cfg.model.decoder_layers) == (2, 2)
+        assert (cfg.optim.grad_clip, cfg.optim.clip_per_module) == (1.0,
+                                                                     True)
+        assert cfg.optim.lr == 0.005 and cfg.train.batch_size == 65536

@@ -196,3 +196,43 @@ def test_nsd_through_the_pipeline_with_sheaf_decay(tmp_path):
     cfg.optim.sheaf_decay = 1e-3
     summary = fit(cfg)
     assert summary.runs == 1 and 0.0 <= summary.test_mean <= 1.0
+
+
+@pytest.mark.parametrize('per_module', [False, True])
+def test_gradient_clipping_whole_model_or_per_module(per_module):
+    from torch.nn import Embedding, Linear, Module
+
+    from graphkit.pipelines.strategies import Backprop
+
+    class Three(Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = Embedding(5, 4)
+            self.encoder = Linear(4, 4)
+            self.decoder = Linear(4, 1)
+            self.scale = torch.nn.Parameter(torch.ones(1))
+
+    torch.manual_seed(0)
+    model = Three()
+    strategy = Backprop(model, lr=0.1, grad_clip=1.0,
+                        clip_per_module=per_module)
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 10.0)
+    strategy.clip_gradients()
+
+    def norm(params):
+        return torch.cat([p.grad.flatten() for p in params]).norm()
+
+    groups = [[model.scale], list(model.embedding.parameters()),
+              list(model.encoder.parameters()),
+              list(model.decoder.parameters())]
+    total = norm(model.parameters())
+    if per_module:
+        # every group is clipped to norm 1 on its own, so together they
+        # exceed 1
+        for g in groups:
+            assert torch.isclose(norm(g), torch.tensor(1.0), atol=1e-5)
+        assert torch.isclose(total, torch.tensor(2.0), atol=1e-5)
+    else:
+        assert torch.isclose(total, torch.tensor(1.0), atol=1e-5)
+        assert norm(groups[1]) < 0.9

@@ -26,8 +26,6 @@ class Backprop(Strategy):
             raise NonFiniteLossError(f"non-finite training loss "
                                      f"({float(loss.detach())})")
         loss.backward()
-        if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(),
-                                           self.grad_clip)
+        self.clip_gradients()
         self.optimizer.step()
         return {'loss': float(loss.detach())}

@@ -33,12 +33,33 @@ class Strategy(ABC):
                  lr: float = 0.01, weight_decay: float = 0.0,
                  decoder_lr: float | None = None,
                  sheaf_decay: float | None = None,
-                 grad_clip: float | None = None) -> None:
+                 grad_clip: float | None = None,
+                 clip_per_module: bool = False) -> None:
         self.model = model
         self.grad_clip = grad_clip
+        self.clip_per_module = clip_per_module
         self.optimizer = build_optimizer(
             self.param_groups(model, lr, decoder_lr, sheaf_decay), optimizer,
             lr, weight_decay)
+
+    def clip_gradients(self) -> None:
+        r"""Clips the gradient norm to ``grad_clip`` (if set): over all
+        parameters at once, or with ``clip_per_module`` separately for each
+        direct child module of the model (e.g. a link model's embedding
+        table, encoder and decoder, as OGB's link-prediction examples do)
+        and for the model's own parameters."""
+        if not self.grad_clip:
+            return
+        if not self.clip_per_module:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                           self.grad_clip)
+            return
+        groups = [list(self.model.parameters(recurse=False))]
+        groups += [list(child.parameters()) for child in
+                   self.model.children()]
+        for params in groups:
+            if params:
+                torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
 
     @staticmethod
     def param_groups(model: Module, lr: float, decoder_lr: float | None,
