@@ -388,6 +388,30 @@ def fit(cfg: RunConfig, *, resume: bool = False,
         return _fit(cfg, resume, bundle, callbacks, ctx)
 
 
+def _load_bundle(cfg: RunConfig, ctx: Any) -> gdata.DatasetBundle:
+    r"""Loads ``cfg.data``. Under a distributed launch the first process
+    on each machine loads first (copying raw files from the mirror and
+    writing PyG's processed files) while the others wait, so no two
+    processes write the same file; the others then read it. If that first
+    load fails, every process stops with an error at once."""
+    dc = cfg.data
+
+    def load() -> gdata.DatasetBundle:
+        return gdata.load(dc.name, root=dc.root, mirror=dc.mirror,
+                          split=dc.split, seed=cfg.train.seed,
+                          task=dc.task or _model_task(cfg, dc.name),
+                          ratios=dc.ratios, options=dc.options,
+                          normalize_features=dc.normalize_features,
+                          undirected=dc.undirected,
+                          pre_transform=models.pre_transform_for(
+                              cfg.model.name, **cfg.model.hparams()))
+
+    if ctx is None:
+        return load()
+    from graphkit.pipelines.distributed import first_per_machine
+    return first_per_machine(ctx, load, f"dataset '{dc.name}'")
+
+
 def _fit(cfg: RunConfig, resume: bool,
          bundle: gdata.DatasetBundle | None,
          callbacks: Sequence[Callback], ctx: Any) -> R.Summary:
@@ -397,14 +421,7 @@ def _fit(cfg: RunConfig, resume: bool,
         set_determinism()
     dc = cfg.data
     if bundle is None:
-        bundle = gdata.load(dc.name, root=dc.root, mirror=dc.mirror,
-                            split=dc.split, seed=cfg.train.seed,
-                            task=dc.task or _model_task(cfg, dc.name),
-                            ratios=dc.ratios, options=dc.options,
-                            normalize_features=dc.normalize_features,
-                            undirected=dc.undirected,
-                            pre_transform=models.pre_transform_for(
-                                cfg.model.name, **cfg.model.hparams()))
+        bundle = _load_bundle(cfg, ctx)
     task_options = {}
     if cfg.train.embedding_reg is not None:
         if bundle.task != 'recommendation':

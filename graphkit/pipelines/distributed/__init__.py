@@ -16,15 +16,16 @@ import torch
 from torch.nn import Module
 
 from graphkit.pipelines.distributed.comm import Comm, RankFailureError
-from graphkit.pipelines.distributed.launch import (DistContext, env_rank, launched,
-                                         session)
+from graphkit.pipelines.distributed.launch import (DistContext, env_rank,
+                                                   first_per_machine,
+                                                   launched, session)
 from graphkit.pipelines.distributed.partition import partition_graph
 
 log = logging.getLogger(__name__)
 
 __all__ = ['MODES', 'Parallel', 'parallelize', 'session', 'DistContext',
            'Comm', 'RankFailureError', 'partition_graph', 'launched',
-           'env_rank', 'check_mode']
+           'env_rank', 'check_mode', 'first_per_machine']
 
 MODES = ('none', 'ddp', 'graph', 'pipeline', 'hybrid')
 

@@ -15,7 +15,7 @@ import logging
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -23,8 +23,10 @@ import torch.distributed as dist
 from graphkit.pipelines.distributed.comm import Comm, RankFailureError
 
 log = logging.getLogger(__name__)
+T = TypeVar('T')
 
-__all__ = ['DistContext', 'session', 'launched', 'env_rank']
+__all__ = ['DistContext', 'session', 'launched', 'env_rank',
+           'first_per_machine']
 
 _ENV = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
 
@@ -120,3 +122,30 @@ def session(backend: str | None, timeout_s: float,
     finally:
         if ctx.owns_group and not failed:
             dist.destroy_process_group()
+
+
+def first_per_machine(ctx: DistContext, fn: Callable[[], T], what: str) -> T:
+    r"""Runs ``fn`` on the first process of each machine (``LOCAL_RANK``
+    0) while the others wait, then on the others: for set-up that writes
+    shared files, such as copying a dataset and writing PyG's processed
+    files, so no two processes write the same file. If ``fn`` fails on a
+    first process, every process stops at once: that one with its own
+    error, the others with an error naming ``what``."""
+    if ctx.world_size == 1:
+        return fn()
+    first = ctx.local_rank == 0
+    out, error = None, None
+    if first:
+        try:
+            out = fn()
+        except Exception as err:   # re-raised below, after telling the rest
+            error = err
+    ok = torch.tensor([0.0 if error else 1.0], device=ctx.device)
+    ctx.comm.all_reduce(ok, 'setup', op=dist.ReduceOp.MIN)
+    if error is not None:
+        raise error
+    if ok.item() < 1:
+        raise RuntimeError(f"rank {ctx.rank}: {what} failed on the first "
+                           f"process of a machine; its error is in that "
+                           f"process's output")
+    return out if first else fn()
