@@ -9,7 +9,10 @@ PNG of the four loss curves.
 
 Each mode is a real ``torchrun`` launch of ``graphkit run`` with the same
 model, data split (Geom-GCN split 0 for the Geom-GCN graphs), seed and
-epoch budget. ``--resume`` reuses finished modes from ``--out`` and
+epoch budget. ``ddp`` samples ``--fanout`` neighbours per node at each
+of the model's layers; its default batch holds every training seed, so
+each rank takes a quarter of them and every mode makes one optimiser step
+per epoch. ``--resume`` reuses finished modes from ``--out`` and
 continues an interrupted one from its last checkpoint. The
 notes' formulas: graph-parallel :math:`2LRdb`, pipeline
 :math:`2(S-1)Ndb` per state tensor, so their ratio grows with :math:`L`.
@@ -24,7 +27,9 @@ from pathlib import Path
 MODES = ('ddp', 'graph', 'pipeline', 'hybrid')
 
 
-def launch(mode, args, out: Path) -> dict:
+def launch(mode, args, out: Path, extra: tuple[str, ...] = ()) -> dict:
+    r"""One ``torchrun`` launch of ``graphkit run`` in ``mode`` (``extra``:
+    more ``KEY=VALUE`` config overrides); returns its run record."""
     records = out / 'runs.jsonl'
     if not (args.resume and records.is_file()):
         cmd = [sys.executable, '-m', 'torch.distributed.run',
@@ -40,12 +45,14 @@ def launch(mode, args, out: Path) -> dict:
                '--set', 'data.undirected=true']
         if args.split:
             cmd += ['--split', args.split]
+        for kv in extra:
+            cmd += ['--set', kv]
         if args.resume:  # continue an interrupted mode from its checkpoint
             cmd.append('--resume')
         if mode == 'ddp':
             cmd += ['--set', f'train.batch_size={args.batch_size}',
                     '--set', 'train.num_neighbors=' +
-                    ','.join(['-1'] * args.layers)]
+                    ','.join([str(args.fanout)] * args.layers)]
         env = dict(os.environ,
                    OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
@@ -56,8 +63,31 @@ def launch(mode, args, out: Path) -> dict:
     return json.loads(records.read_text().splitlines()[-1])
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def plot_losses(recs: dict, path: str, title: str) -> None:
+    r"""PNG of the training-loss curves (log scale) of the run records
+    ``recs`` (label -> record)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, rec in recs.items():
+        ax.plot([h['epoch'] for h in rec['history']],
+                [h['loss'] for h in rec['history']], label=label)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('training loss')
+    ax.set_yscale('log')
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    print(f'\nloss curves: {path}')
+
+
+def common_parser(description: str) -> argparse.ArgumentParser:
+    r"""The model, data and launch options shared by the distributed
+    benchmarks."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument('--dataset', default='squirrel')
     p.add_argument('--split', default='geom-gcn')
     p.add_argument('--model', default='resgcn')
@@ -67,13 +97,23 @@ def main() -> None:
     p.add_argument('--lr', type=float, default=0.005)
     p.add_argument('--epochs', type=int, default=100)
     p.add_argument('--procs', type=int, default=4)
-    p.add_argument('--batch-size', type=int, default=1024)
-    p.add_argument('--modes', nargs='+', default=list(MODES),
-                   choices=MODES)
+    p.add_argument('--batch-size', type=int, default=10 ** 9,
+                   help='ddp global batch (default: all training seeds, '
+                        'one step per epoch as in the full-graph modes)')
+    p.add_argument('--fanout', type=int, default=10,
+                   help='ddp neighbours sampled per node and layer (-1: '
+                        'all)')
     p.add_argument('--out', default='runs/distributed-modes')
     p.add_argument('--plot', default=None, help='PNG of the loss curves')
     p.add_argument('--resume', action='store_true')
     p.add_argument('--timeout', type=float, default=7200)
+    return p
+
+
+def main() -> None:
+    p = common_parser(__doc__.split('\n')[0])
+    p.add_argument('--modes', nargs='+', default=list(MODES),
+                   choices=MODES)
     args = p.parse_args()
 
     base = Path(args.out) / f'{args.dataset}-{args.model}-{args.layers}'
@@ -100,23 +140,8 @@ def main() -> None:
               f"{'–' if sent is None else f'{sent:.3e}'} | "
               f"{'–' if formula is None else f'{formula:.3e}'} | {ratio} |")
     if args.plot:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for mode, rec in recs.items():
-            ax.plot([h['epoch'] for h in rec['history']],
-                    [h['loss'] for h in rec['history']], label=mode)
-        ax.set_xlabel('epoch')
-        ax.set_ylabel('training loss')
-        ax.set_yscale('log')
-        ax.set_title(f'{args.model}-{args.layers}, {args.dataset}, '
-                     f'{args.procs} processes')
-        ax.legend()
-        fig.tight_layout()
-        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(args.plot, dpi=120)
-        print(f'\nloss curves: {args.plot}')
+        plot_losses(recs, args.plot, f'{args.model}-{args.layers}, '
+                    f'{args.dataset}, {args.procs} processes')
 
 
 if __name__ == '__main__':
