@@ -171,7 +171,8 @@ class NodeTask(Task):
         hold every node's full receptive field, so aggregations over
         in-neighbours (mean, sum, max, attention) are exact; GCN's symmetric
         normalisation reads degrees inside the subgraph, which differ at
-        its border. A model
+        its border. When ``eval_batch_size`` covers every node, the one
+        batch would be the full graph, so it runs full-batch. A model
         with a ``task_predict(task)`` method does its own inference when
         ``call`` is not given."""
         if call is None and hasattr(model, 'task_predict'):
@@ -179,9 +180,12 @@ class NodeTask(Task):
             return model.task_predict(self)
         model.eval()
         call = model if call is None else call
-        if not self.batch_size:
-            return call(self.data.x, self.graph_for(model),
-                        **self.graph_inputs(model, self.data))
+        if not self.batch_size or self.eval_batch_size >= self.data.num_nodes:
+            # one batch would hold every node and its whole receptive
+            # field, i.e. the full graph: skip the sampler
+            data = self.data.to(self.device)
+            return call(data.x, self.graph_for(model).to(self.device),
+                        **self.graph_inputs(model, data))
         loader = loaders.neighbor_loader(
             self.data, None, self.eval_batch_size,
             [-1] * len(self.num_neighbors), shuffle=False)
