@@ -56,8 +56,8 @@ class Parallel:
         r"""Adds to an epoch's entry: the loss averaged over ranks (ddp;
         the other modes already report the full-batch loss), this rank's
         training bytes (``bytes_sent``, and per kind ``bytes_<tag>``), the
-        sum over ranks (``bytes_total``) and the notes' formula for the mode
-        (``bytes_formula``, layer-parallel modes)."""
+        sum over ranks (``bytes_total``) and the formula for the mode
+        (``bytes_formula``)."""
         comm = self.ctx.comm
         sent = comm.take()
         train = {k: v for k, v in sent.items()
@@ -104,10 +104,18 @@ def parallelize(cfg, task, model: Module, strategy, ctx: DistContext,
                          f"'{getattr(strategy, 'name', strategy)}' strategy "
                          f"is not supported")
     if mode == 'ddp':
-        from graphkit.pipelines.distributed.ddp import wrap_ddp
+        from graphkit.pipelines.distributed.ddp import (expected_bytes,
+                                                        wrap_ddp)
         ddp, sharded = wrap_ddp(model, task, ctx.comm, ctx.device)
         strategy.model = ddp
-        return Parallel(mode, ctx, ddp, strategy, sharded)
+        expected = expected_bytes(
+            model, int(task.masks['train'].sum()), task.batch_size,
+            ctx.world_size)
+        if ctx.is_main:
+            log.info('ddp: %d process(es); formula: %.3g bytes per epoch '
+                     '(gradient all-reduce)', ctx.world_size,
+                     expected['total'])
+        return Parallel(mode, ctx, ddp, strategy, sharded, expected)
     from graphkit.pipelines.distributed.layerwise import (LayerParallelEngine,
                                                 LayerParallelModel,
                                                 LayerParallelStrategy)

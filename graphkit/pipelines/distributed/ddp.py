@@ -34,7 +34,7 @@ from graphkit.pipelines.distributed.comm import Comm
 log = logging.getLogger(__name__)
 
 __all__ = ['global_batches', 'shard', 'ReplicatedModel', 'ShardedNodeTask',
-           'wrap_ddp']
+           'wrap_ddp', 'expected_bytes']
 
 
 def global_batches(seeds: Tensor, batch_size: int, world_size: int,
@@ -113,6 +113,25 @@ class ShardedNodeTask:
         for b, part, batch in zip(batches, mine, loader):
             self._hook.weight = part.numel() / b.numel()
             yield batch
+
+
+def expected_bytes(model: Module, num_seeds: int, batch_size: int,
+                   world_size: int) -> dict[str, float]:
+    r"""Bytes all ranks send per epoch for the gradient all-reduce: a ring
+    all-reduce of the :math:`|\theta|` trainable parameters makes each rank
+    send :math:`2(P-1)/P \cdot |\theta| b`, so all ranks together send
+
+    .. math::
+        V_{\text{ddp}} = 2 (P - 1)\, |\theta|\, b \cdot T
+
+    per epoch, with :math:`T` the number of global batches (optimiser
+    steps). It does not depend on the graph."""
+    params = sum(p.numel() * p.element_size() for p in model.parameters()
+                 if p.requires_grad)
+    steps = num_seeds // batch_size + (num_seeds % batch_size >= world_size)
+    total = 2 * (world_size - 1) * params * steps
+    return {'total': float(total), 'pipeline': 0.0, 'halo': 0.0,
+            'allreduce': float(total)}
 
 
 def wrap_ddp(model: Module, task, comm: Comm,

@@ -136,6 +136,19 @@ def test_ddp_matches_single_process_global_batch(run_ranks, tmp_path):
         assert torch.allclose(got[k], store[k], atol=1e-6), k
 
 
+def test_ddp_bytes_match_the_allreduce_formula(run_ranks, tmp_path):
+    # 300 training seeds in batches of 140: two full steps and a last
+    # batch of 20; each step all-reduces every gradient once
+    cfg = _cfg('sage', layers=2, epochs=2, out=tmp_path / 'dist',
+               mode='ddp')
+    cfg.train.batch_size = 140
+    out = _run(run_ranks, 2, cfg, tmp_path)
+    h = out['history'][-1]
+    assert h['bytes_formula'] > 0
+    assert h['bytes_total'] - h.get('bytes_metrics', 0) * 2 == \
+        pytest.approx(h['bytes_formula'], rel=1e-6)
+
+
 def _failing_worker(rank, cfg, result, how):
     def fail(run, epoch, metrics, trainer):
         if rank == 1 and epoch == 2:
