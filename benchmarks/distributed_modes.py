@@ -45,7 +45,7 @@ def launch(mode, args, out: Path, extra: tuple[str, ...] = ()) -> dict:
                '--set', 'data.undirected=true']
         if args.split:
             cmd += ['--split', args.split]
-        for kv in extra:
+        for kv in (*args.set, *extra):
             cmd += ['--set', kv]
         if args.resume:  # continue an interrupted mode from its checkpoint
             cmd.append('--resume')
@@ -84,6 +84,16 @@ def plot_losses(recs: dict, path: str, title: str) -> None:
     print(f'\nloss curves: {path}')
 
 
+def peak_mb(rec: dict) -> str:
+    r"""The largest rank's peak memory of a run record (MiB); older
+    records carry rank 0's only, marked so."""
+    peaks = [h['peak_memory_mb_max'] for h in rec['history']
+             if 'peak_memory_mb_max' in h]
+    if peaks:
+        return f'{max(peaks):.0f}'
+    return f"{rec.get('peak_memory_mb') or float('nan'):.0f} (rank 0)"
+
+
 def common_parser(description: str) -> argparse.ArgumentParser:
     r"""The model, data and launch options shared by the distributed
     benchmarks."""
@@ -105,6 +115,10 @@ def common_parser(description: str) -> argparse.ArgumentParser:
                         'all)')
     p.add_argument('--out', default='runs/distributed-modes')
     p.add_argument('--plot', default=None, help='PNG of the loss curves')
+    p.add_argument('--set', action='append', default=[],
+                   metavar='KEY=VALUE',
+                   help='config override for every launch, e.g. '
+                        'parallel.activation_checkpoint=true')
     p.add_argument('--resume', action='store_true')
     p.add_argument('--timeout', type=float, default=7200)
     return p
@@ -129,8 +143,9 @@ def main() -> None:
     print(f"\n{args.model}, {args.layers} layers, {args.dataset}, "
           f"{args.procs} processes, {args.epochs} epochs\n")
     print('| mode | test acc. (best valid) | best epoch | s/epoch | bytes '
-          '/ epoch (all ranks) | formula | graph ÷ mode |')
-    print('|---|---|---|---|---|---|---|')
+          '/ epoch (all ranks) | formula | graph ÷ mode | peak MiB '
+          '(largest rank) |')
+    print('|---|---|---|---|---|---|---|---|')
     for mode, rec in recs.items():
         sent = per_epoch(rec, 'bytes_total')
         formula = per_epoch(rec, 'bytes_formula')
@@ -138,7 +153,8 @@ def main() -> None:
         print(f"| {mode} | {100 * rec['test']:.2f} | {rec['best_epoch']} | "
               f"{rec['epoch_time_s']:.3f} | "
               f"{'–' if sent is None else f'{sent:.3e}'} | "
-              f"{'–' if formula is None else f'{formula:.3e}'} | {ratio} |")
+              f"{'–' if formula is None else f'{formula:.3e}'} | {ratio} | "
+              f"{peak_mb(rec)} |")
     if args.plot:
         plot_losses(recs, args.plot, f'{args.model}-{args.layers}, '
                     f'{args.dataset}, {args.procs} processes')

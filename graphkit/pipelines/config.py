@@ -213,6 +213,9 @@ class ParallelConfig:
     ``snapshot_period = 1`` means the history holds the last value written.
     ``partition`` is ``auto`` (METIS when available, else ``rcm``),
     ``metis``, ``rcm``, ``bfs``, ``contiguous`` or ``random``.
+    ``activation_checkpoint`` keeps only each unit's input per chunk and
+    recomputes the unit (same dropout masks) during backward, in
+    ``graph`` / ``pipeline`` / ``hybrid``: less memory, one more forward.
     ``timeout_s`` bounds every collective and point-to-point call.
     """
     mode: str = 'none'
@@ -225,6 +228,7 @@ class ParallelConfig:
     cross_chunk_grad: bool = True
     cross_chunk_scale: float = 2.0
     partition: str = 'auto'
+    activation_checkpoint: bool = False
 
 
 @dataclass(kw_only=True)

@@ -33,6 +33,7 @@ from graphkit.pipelines import results as R
 from graphkit.pipelines.config import ConfigError, RunConfig
 from graphkit.pipelines.strategies import NonFiniteLossError, resolve_strategy
 from graphkit.pipelines.tasks import Task, make_task
+from graphkit.utils.tensor import peak_memory_mb
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +79,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state['python'])
     if 'cuda' in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
-
-
-def _peak_memory_mb(device: torch.device) -> float:
-    if device.type == 'cuda':
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    try:
-        import resource
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    except ImportError:  # not on POSIX
-        return float('nan')
 
 
 def _environment() -> dict[str, Any]:
@@ -321,7 +312,7 @@ class Trainer:
             train=best.get('train'), epochs=self.epoch,
             time_s=time.perf_counter() - start,
             epoch_time_s=self.train_time / max(self.epoch, 1),
-            peak_memory_mb=_peak_memory_mb(next(self.model.parameters())
+            peak_memory_mb=peak_memory_mb(next(self.model.parameters())
                                            .device),
             stopped_early=self.stopped_early, history=self.history,
             extra={k: float(v) for k, v in best.items()

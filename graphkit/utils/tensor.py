@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ['mask_dropout', 'MaskDropout', 'check_index']
+__all__ = ['mask_dropout', 'MaskDropout', 'check_index', 'peak_memory_mb']
 
 
 def mask_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
@@ -49,3 +49,17 @@ def check_index(index: Tensor, name: str = 'edge_index',
                          f"{tuple(index.shape)}")
     if index.dtype != torch.long:
         raise TypeError(f"{name} must be torch.long, got {index.dtype}")
+
+
+def peak_memory_mb(device: torch.device | str = 'cpu') -> float:
+    r"""This process's peak memory in MiB: the most memory PyTorch has
+    allocated on a CUDA ``device``, else the peak resident set size
+    (``NaN`` where the OS does not report it)."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return float('nan')
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

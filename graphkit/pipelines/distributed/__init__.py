@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 import torch
+import torch.distributed as dist
 from torch.nn import Module
 
 from graphkit.pipelines.distributed.comm import Comm, RankFailureError
@@ -20,6 +21,7 @@ from graphkit.pipelines.distributed.launch import (DistContext, env_rank,
                                                    first_per_machine,
                                                    launched, session)
 from graphkit.pipelines.distributed.partition import partition_graph
+from graphkit.utils.tensor import peak_memory_mb
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,10 @@ class Parallel:
         r"""Adds to an epoch's entry: the loss averaged over ranks (ddp;
         the other modes already report the full-batch loss), this rank's
         training bytes (``bytes_sent``, and per kind ``bytes_<tag>``), the
-        sum over ranks (``bytes_total``) and the formula for the mode
-        (``bytes_formula``)."""
+        sum over ranks (``bytes_total``), the formula for the mode
+        (``bytes_formula``), and the largest peak memory of any rank so far
+        in MiB (``peak_memory_mb_max``: resident set on CPU, allocated
+        memory on GPU)."""
         comm = self.ctx.comm
         sent = comm.take()
         train = {k: v for k, v in sent.items()
@@ -66,6 +70,9 @@ class Parallel:
         vals = torch.tensor([entry['loss'] if self.mode == 'ddp' else 0.0,
                              mine], dtype=torch.float64)
         comm.all_reduce(vals, 'epoch_metrics')
+        peak = torch.tensor([peak_memory_mb(self.ctx.device)],
+                            dtype=torch.float64)
+        comm.all_reduce(peak, 'epoch_metrics', op=dist.ReduceOp.MAX)
         comm.take()
         out = dict(entry)
         if self.mode == 'ddp':
@@ -74,6 +81,7 @@ class Parallel:
         for k, v in train.items():
             out[f'bytes_{k}'] = float(v)
         out['bytes_total'] = float(vals[1])
+        out['peak_memory_mb_max'] = float(peak)
         if self.expected:
             out['bytes_formula'] = self.expected['total']
         return out
@@ -124,7 +132,8 @@ def parallelize(cfg, task, model: Module, strategy, ctx: DistContext,
         chunks=pc.chunks, partition=pc.partition,
         shuffle_chunks=pc.shuffle_chunks, snapshot_period=pc.snapshot_period,
         cross_chunk_grad=pc.cross_chunk_grad,
-        cross_chunk_scale=pc.cross_chunk_scale)
+        cross_chunk_scale=pc.cross_chunk_scale,
+        activation_checkpoint=pc.activation_checkpoint)
     wrapped = LayerParallelModel(model, engine)
     expected = engine.expected_bytes()
     ctx.comm.take()

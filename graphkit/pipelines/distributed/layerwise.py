@@ -76,6 +76,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Module
+from torch.utils.checkpoint import checkpoint
 
 from graphkit.pipelines.distributed.comm import Comm
 from graphkit.pipelines.distributed.partition import partition_graph
@@ -245,12 +246,21 @@ class LayerParallelEngine:
         snapshot_period (int): history snapshot period :math:`p`.
         cross_chunk_grad (bool): carry gradients across chunks.
         cross_chunk_scale (float): their scale.
+        activation_checkpoint (bool): in training, keep only the input of
+            every unit of every chunk and recompute the unit during
+            backward (:func:`torch.utils.checkpoint.checkpoint`, with the
+            random state restored, so the dropout masks are the same).
+            Halo exchanges are not repeated: they stay outside the
+            recomputed part. This frees the per-layer activations of all
+            chunks, which otherwise live until the backward pipeline, for
+            one more forward pass (default: :obj:`False`)
     """
     def __init__(self, model: Module, task, comm: Comm, mode: str,
                  seed: int = 0, ways: int = 2, chunks: int | None = None,
                  partition: str = 'auto', shuffle_chunks: bool = True,
                  snapshot_period: int = 23, cross_chunk_grad: bool = True,
-                 cross_chunk_scale: float = 2.0) -> None:
+                 cross_chunk_scale: float = 2.0,
+                 activation_checkpoint: bool = False) -> None:
         if getattr(task, 'kind', None) != 'node' or task.batch_size:
             raise ValueError(f"parallel.mode={mode} trains node "
                              f"classification on the full graph; got a "
@@ -273,6 +283,7 @@ class LayerParallelEngine:
         self.period = snapshot_period
         self.cross = cross_chunk_grad and self.K > 1
         self.scale = cross_chunk_scale
+        self.recompute = activation_checkpoint
         self.group = None
         if self.W > 1:
             for s in range(self.S):   # every rank creates every group
@@ -371,9 +382,21 @@ class LayerParallelEngine:
                                        self._tag('halo'))
         extra = [torch.cat([e, e.new_zeros(pool.size(0) - n, e.size(1))])
                  for e in state[1:]]
-        out = self.chain.chain_layer(i, (pool, *extra), plan.edge_index,
-                                     plan.edge_weight)
+        out = self._run(self.chain.chain_layer, train, i, (pool, *extra),
+                        plan.edge_index, plan.edge_weight)
         return tuple(t[:n] for t in out)
+
+    def _run(self, fn, train: bool, *args: Any) -> Any:
+        """``fn(*args)``, recomputed during backward when
+        ``activation_checkpoint`` is on (training only)."""
+        if train and self.recompute and torch.is_grad_enabled():
+            return checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
+    def _input(self, rows: Tensor) -> tuple[Tensor, ...]:
+        x = mask_dropout(self.x[rows], self.input_dropout,
+                         self.chain.training)
+        return self.chain.chain_input(x)
 
     def _forward_chunk(self, plan: ChunkPlan, train: bool) -> _ChunkRecord:
         L = self.chain.num_layers
@@ -394,9 +417,7 @@ class LayerParallelEngine:
         out = None
         for u in range(self.first, self.last):
             if u == 0:
-                x = mask_dropout(self.x[plan.chunk], self.input_dropout,
-                                 self.chain.training)
-                state = self.chain.chain_input(x)
+                state = self._run(self._input, train, plan.chunk)
             elif u <= L:
                 state = self._layer(u - 1, state, plan, history, train)
             else:
