@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import LayerNorm, Linear, Module, ModuleList, ReLU
+from torch.utils.checkpoint import checkpoint
 
 from torch_geometric.nn import DeepGCNLayer, GCN2Conv, GCNConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
@@ -47,12 +48,21 @@ class LayerChain(Module, ABC):
     r"""Base class of encoders written as a chain of steps (see the module
     docstring). Subclasses implement :meth:`chain_input`,
     :meth:`chain_layer` and :meth:`chain_output` and set ``num_layers``;
-    :meth:`forward` runs the whole chain on one graph."""
+    :meth:`forward` runs the whole chain on one graph.
+
+    With ``activation_checkpoint = True``, :meth:`forward` in training keeps
+    only each layer's input state and recomputes the layer during backward
+    (:func:`torch.utils.checkpoint.checkpoint`, non-reentrant, with the
+    random state restored, so dropout masks are the same): memory for
+    activations goes from :math:`O(L)` layers to :math:`O(1)` plus one
+    state per layer, at the cost of a second forward pass."""
     num_layers: int
 
-    def __init__(self, cached: bool = False) -> None:
+    def __init__(self, cached: bool = False,
+                 activation_checkpoint: bool = False) -> None:
         super().__init__()
         self.cached = cached
+        self.activation_checkpoint = activation_checkpoint
         self._cache: tuple[Tensor, Tensor] | None = None
 
     @staticmethod
@@ -95,8 +105,14 @@ class LayerChain(Module, ABC):
             if self.cached:
                 self._cache = (ei, ew)
         state = self.chain_input(x)
+        recompute = (self.activation_checkpoint and self.training
+                     and torch.is_grad_enabled())
         for i in range(self.num_layers):
-            state = self.chain_layer(i, state, ei, ew)
+            if recompute:
+                state = checkpoint(self.chain_layer, i, state, ei, ew,
+                                   use_reentrant=False)
+            else:
+                state = self.chain_layer(i, state, ei, ew)
         return self.chain_output(state)
 
 

@@ -106,3 +106,30 @@ def test_unset_alpha_keeps_each_models_default():
     enc = models.build('gcnii', 'node', in_channels=4, out_channels=2,
                        **cfg.model.hparams()).encoder
     assert enc.alpha == 0.3
+
+
+@pytest.mark.parametrize('cls', [GCNII, ResGCN])
+def test_activation_checkpoint_same_gradients_and_recomputes(cls):
+    # dropout 0.4: the recomputed layers must redraw the same masks
+    x, ei = _graph()
+    grads = []
+    for on in (False, True):
+        torch.manual_seed(0)
+        model = cls(6, 8, 3, num_layers=4, dropout=0.4)
+        model.activation_checkpoint = on
+        calls = []
+        layer = model.chain_layer
+        model.chain_layer = lambda *a: calls.append(a[0]) or layer(*a)
+        torch.manual_seed(1)
+        model(x, ei).pow(2).sum().backward()
+        # each layer runs twice (forward and recomputation) when on
+        assert len(calls) == (8 if on else 4)
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    for n in grads[0]:
+        assert torch.allclose(grads[0][n], grads[1][n], atol=1e-6), n
+    # evaluation never recomputes
+    model.eval()
+    with torch.no_grad():
+        calls.clear()
+        model(x, ei)
+        assert len(calls) == 4

@@ -114,6 +114,10 @@ def parallelize(cfg, task, model: Module, strategy, ctx: DistContext,
     if mode == 'ddp':
         from graphkit.pipelines.distributed.ddp import (expected_bytes,
                                                         wrap_ddp)
+        if pc.activation_checkpoint:
+            # recomputation inside the replica's own forward
+            from graphkit.models.deep import as_layer_chain
+            as_layer_chain(model)[0].activation_checkpoint = True
         ddp, sharded = wrap_ddp(model, task, ctx.comm, ctx.device)
         strategy.model = ddp
         expected = expected_bytes(

@@ -153,6 +153,38 @@ def test_ddp_matches_single_process_global_batch(run_ranks, tmp_path):
         assert torch.allclose(got[k], store[k], atol=1e-6), k
 
 
+def _ddp_flag_worker(rank, cfg, result):
+    def keep(run, epoch, metrics, trainer):
+        if rank == 0:
+            inner = trainer.model.module
+            state = {k: v.clone() for k, v in inner.state_dict().items()}
+            state['recompute'] = getattr(inner, 'encoder',
+                                         inner).activation_checkpoint
+            torch.save(state, result)
+    fit(copy.deepcopy(cfg), callbacks=[keep])
+
+
+def test_ddp_activation_checkpoint_gives_the_same_parameters(run_ranks,
+                                                              tmp_path):
+    # a 4-layer GCNII with dropout on sampled subgraphs: recomputing each
+    # layer in backward must redraw the same masks and give the same steps
+    states = []
+    for on in (False, True):
+        cfg = _cfg('gcnii', layers=4, epochs=2, out=tmp_path / f'ddp-{on}',
+                   mode='ddp', activation_checkpoint=on)
+        cfg.model.dropout = 0.3
+        cfg.train.batch_size = 100
+        cfg.train.num_neighbors = (5, 5, 5, 5)
+        result = tmp_path / f'ddp-{on}.pt'
+        assert run_ranks(2, _ddp_flag_worker, cfg, str(result)) == [0, 0]
+        states.append(torch.load(result))
+    assert states[0].pop('recompute') is False
+    assert states[1].pop('recompute') is True
+    assert states[0].keys() == states[1].keys()
+    for k in states[0]:
+        assert torch.allclose(states[0][k], states[1][k], atol=1e-6), k
+
+
 def test_ddp_bytes_match_the_allreduce_formula(run_ranks, tmp_path):
     # 300 training seeds in batches of 140: two full steps and a last
     # batch of 20; each step all-reduces every gradient once
