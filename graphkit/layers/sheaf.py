@@ -938,21 +938,27 @@ class SheafLearner(Module):
         out_channels (int): parameters per map.
         act (str): ``tanh``, ``id`` or ``elu``.
         variant (bool): the lighter learner.
+        bias_init (float, optional): if given, the learner gets a bias
+            :math:`b` inside :math:`\sigma`, initialised to this value (the
+            reference learners have none). (default: :obj:`None`)
     """
     decay_group = 'sheaf'
 
     def __init__(self, stalk_dim: int, channels: int, out_channels: int,
-                 act: str = 'tanh', variant: bool = False) -> None:
+                 act: str = 'tanh', variant: bool = False,
+                 bias_init: float | None = None) -> None:
         super().__init__()
         if act not in _ACTS:
             raise ValueError(f"Unknown sheaf activation '{act}'. Valid: "
                              f"{', '.join(_ACTS)}")
-        self.variant, self.act = variant, act
+        self.variant, self.act, self.bias_init = variant, act, bias_init
         width = channels if variant else stalk_dim * channels
-        self.lin = Linear(2 * width, out_channels, bias=False)
+        self.lin = Linear(2 * width, out_channels, bias=bias_init is not None)
 
     def reset_parameters(self) -> None:
         self.lin.reset_parameters()
+        if self.bias_init is not None:
+            torch.nn.init.constant_(self.lin.bias, self.bias_init)
 
     def forward(self, x: Tensor, row: Tensor, col: Tensor,
                 stalk_major: bool = False) -> Tensor:
@@ -960,13 +966,18 @@ class SheafLearner(Module):
         :obj:`[out_channels, E]` with ``stalk_major``."""
         h = x.sum(1) if self.variant else x.reshape(x.size(0), -1)
         width = h.size(1)
+        bias = self.lin.bias
         if stalk_major:
             left = self.lin.weight[:, :width] @ h.t()    # [out, N]
             right = self.lin.weight[:, width:] @ h.t()
+            if bias is not None:
+                left = left + bias.view(-1, 1)
             return _ACTS[self.act](left.index_select(1, row) +
                                    right.index_select(1, col))
         left = h @ self.lin.weight[:, :width].t()
         right = h @ self.lin.weight[:, width:].t()
+        if bias is not None:
+            left = left + bias
         return _ACTS[self.act](_take(left, row) + _take(right, col))
 
 

@@ -3,6 +3,7 @@ r"""Neural Sheaf Diffusion (`Bodnar et al., NeurIPS 2022
 general sheaves."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -228,12 +229,27 @@ class Sheaf4Rec(Module):
         readout (str): ``concat`` or ``mean``.
         init_std (float): std of the normal initial embeddings
             (default: :obj:`0.1`).
+        map_init (float, optional): if given, each learner gets a bias
+            :math:`b_l` inside the :math:`\tanh`, initialised to
+            :math:`\operatorname{artanh}(\text{map\_init})`, so the maps
+            start near this value rather than near 0. The reference learner
+            has no bias; with small initial embeddings its maps start near
+            0, where :math:`\Delta_\mathcal{F} \approx 0` and its gradient
+            with respect to the maps vanishes too (every entry is a product
+            of two maps), so a layer can stay an identity for many epochs.
+            With all maps equal to 1, :math:`I - \Delta_\mathcal{F}` is the
+            self-loop-normalised adjacency :math:`(D+I)^{-1/2}(A+I)
+            (D+I)^{-1/2}`. (default: :obj:`None`)
     """
     def __init__(self, num_users: int, num_items: int,
                  embedding_dim: int = 64, num_layers: int = 5,
                  stalk_dim: int = 1, readout: str = 'concat',
-                 init_std: float = 0.1) -> None:
+                 init_std: float = 0.1,
+                 map_init: float | None = None) -> None:
         super().__init__()
+        if map_init is not None and not -1.0 < map_init < 1.0:
+            raise ValueError(f"Sheaf4Rec map_init must lie in (-1, 1), the "
+                             f"range of tanh, or be None; got {map_init}")
         if embedding_dim % stalk_dim:
             raise ValueError(f"Sheaf4Rec: stalk_dim {stalk_dim} must divide "
                              f"embedding_dim {embedding_dim}")
@@ -243,10 +259,13 @@ class Sheaf4Rec(Module):
         self.num_users, self.num_items = num_users, num_items
         self.stalk_dim, self.readout, self.init_std = (stalk_dim, readout,
                                                        init_std)
+        self.map_init = map_init
+        bias = None if map_init is None else math.atanh(map_init)
         channels = embedding_dim // stalk_dim
         self.embedding = Embedding(num_users + num_items, embedding_dim)
         self.learners = ModuleList(
-            SheafLearner(stalk_dim, channels, stalk_dim, 'tanh')
+            SheafLearner(stalk_dim, channels, stalk_dim, 'tanh',
+                         bias_init=bias)
             for _ in range(num_layers))
         self.lins = ModuleList(Linear(embedding_dim, embedding_dim)
                                for _ in range(num_layers))
@@ -291,6 +310,7 @@ class Sheaf4Rec(Module):
                       '(Purificato et al., 2023)')
 def sheaf4rec(num_users: int, num_items: int, embedding_dim: int = 64,
               num_layers: int = 5, stalk_dim: int = 1,
-              readout: str = 'concat', init_std: float = 0.1) -> Sheaf4Rec:
+              readout: str = 'concat', init_std: float = 0.1,
+              map_init: float | None = None) -> Sheaf4Rec:
     return Sheaf4Rec(num_users, num_items, embedding_dim, num_layers,
-                     stalk_dim, readout, init_std)
+                     stalk_dim, readout, init_std, map_init)

@@ -71,6 +71,7 @@ class ModelConfig:
     readout: str | None = None
     edge_weights: bool = True
     sheaf_act: str = 'tanh'
+    map_init: float | None = None
     # Encoder extras: dropout on the last propagation output, edge dropout,
     # residual connections (pure encoders).
     tail_dropout: float = 0.0
@@ -215,7 +216,9 @@ class ParallelConfig:
     ``metis``, ``rcm``, ``bfs``, ``contiguous`` or ``random``.
     ``activation_checkpoint`` keeps only each unit's input per chunk and
     recomputes the unit (same dropout masks) during backward, in
-    ``graph`` / ``pipeline`` / ``hybrid``: less memory, one more forward.
+    ``graph`` / ``pipeline`` / ``hybrid``; in ``ddp`` it recomputes each
+    layer of the replica's layer-chain encoder on the sampled subgraph:
+    less memory, one more forward.
     ``timeout_s`` bounds every collective and point-to-point call.
     """
     mode: str = 'none'

@@ -87,8 +87,11 @@ def test_sheaf_decay_parameter_group():
     assert groups[1]['weight_decay'] == 0.5
 
 
-@pytest.mark.parametrize('stalk_dim,readout', [(1, 'concat'), (2, 'mean')])
-def test_sheaf4rec_contract_equivariance_and_gradients(stalk_dim, readout):
+@pytest.mark.parametrize('stalk_dim,readout,map_init',
+                         [(1, 'concat', None), (2, 'mean', None),
+                          (1, 'concat', 0.7)])
+def test_sheaf4rec_contract_equivariance_and_gradients(stalk_dim, readout,
+                                                       map_init):
     from graphkit.models import build
     torch.manual_seed(0)
     users, items = 5, 7
@@ -97,7 +100,7 @@ def test_sheaf4rec_contract_equivariance_and_gradients(stalk_dim, readout):
                     torch.stack([pairs[1] + users, pairs[0]])], dim=1)
     model = build('sheaf4rec', 'recommendation', num_users=users,
                   num_items=items, embedding_dim=8, num_layers=2,
-                  stalk_dim=stalk_dim, readout=readout)
+                  stalk_dim=stalk_dim, readout=readout, map_init=map_init)
     out = model(ei)
     width = 8 * 3 if readout == 'concat' else 8
     assert out.shape == (users + items, width)
@@ -109,7 +112,7 @@ def test_sheaf4rec_contract_equivariance_and_gradients(stalk_dim, readout):
     with torch.no_grad():
         twin = build('sheaf4rec', 'recommendation', num_users=users,
                      num_items=items, embedding_dim=8, num_layers=2,
-                     stalk_dim=stalk_dim, readout=readout)
+                     stalk_dim=stalk_dim, readout=readout, map_init=map_init)
         twin.load_state_dict(model.state_dict())
         twin.embedding.weight.copy_(model.embedding.weight[perm])
     assert torch.allclose(twin(inv[ei]), out[perm], atol=1e-5)
@@ -119,6 +122,45 @@ def test_sheaf4rec_contract_equivariance_and_gradients(stalk_dim, readout):
     with pytest.raises(ValueError, match='divide'):
         build('sheaf4rec', 'recommendation', num_users=2, num_items=2,
               embedding_dim=8, stalk_dim=3)
+
+
+@pytest.mark.parametrize('map_init', [None, 0.6])
+def test_sheaf4rec_layer_matches_dense_reference(map_init):
+    # One Sheaf4Rec step against a dense build of the scalar-map sheaf
+    # Laplacian: F_ve = tanh(w1.x_v + w2.x_u + b) per directed edge (v, u),
+    # L[v, v] = sum_e F_ve^2, L[v, u] = -F_ve F_ue, normalised by
+    # (diag(L) + 1)^(-1/2) on both sides; x' = x - L_norm (x W^T + c).
+    from graphkit.models import build
+    torch.manual_seed(1)
+    users, items, dim = 4, 5, 6
+    pairs = torch.tensor([[0, 0, 1, 2, 3, 3], [0, 1, 2, 3, 4, 1]])
+    ei = torch.cat([torch.stack([pairs[0], pairs[1] + users]),
+                    torch.stack([pairs[1] + users, pairs[0]])], dim=1)
+    model = build('sheaf4rec', 'recommendation', num_users=users,
+                  num_items=items, embedding_dim=dim, num_layers=1,
+                  readout='mean', init_std=0.5, map_init=map_init)
+    n = users + items
+    x = model.embedding.weight.detach()
+    w = model.learners[0].lin.weight.detach()[0]
+    b = 0.0 if map_init is None else float(model.learners[0].lin.bias)
+    if map_init is not None:
+        assert b == pytest.approx(float(torch.atanh(torch.tensor(map_init))))
+    lap = torch.zeros(n, n)
+    for v, u in ei.t().tolist():
+        f_vu = torch.tanh(w[:dim] @ x[v] + w[dim:] @ x[u] + b)
+        f_uv = torch.tanh(w[:dim] @ x[u] + w[dim:] @ x[v] + b)
+        lap[v, v] += f_vu ** 2
+        lap[v, u] = -f_vu * f_uv
+    norm = (torch.diagonal(lap) + 1).rsqrt()
+    lap = norm[:, None] * lap * norm[None, :]
+    lin = model.lins[0]
+    expected = x - lap @ (x @ lin.weight.detach().t() + lin.bias.detach())
+    with torch.no_grad():
+        out = model(ei)     # mean of [x, x'] with one layer
+    assert torch.allclose(2 * out - x, expected, atol=1e-5)
+    with pytest.raises(ValueError, match='map_init'):
+        build('sheaf4rec', 'recommendation', num_users=2, num_items=2,
+              map_init=1.0)
 
 
 def test_nsd_sparse_input_path_matches_dense():
