@@ -32,12 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import LayerNorm, Linear, Module, ModuleList, ReLU
-from torch.utils.checkpoint import checkpoint
 
 from torch_geometric.nn import DeepGCNLayer, GCN2Conv, GCNConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from graphkit.models.registry import register
+from graphkit.utils.tensor import run_recomputed
 
 __all__ = ['LayerChain', 'GCNII', 'ResGCN', 'as_layer_chain']
 
@@ -58,11 +58,10 @@ class LayerChain(Module, ABC):
     state per layer, at the cost of a second forward pass."""
     num_layers: int
 
-    def __init__(self, cached: bool = False,
-                 activation_checkpoint: bool = False) -> None:
+    def __init__(self, cached: bool = False) -> None:
         super().__init__()
         self.cached = cached
-        self.activation_checkpoint = activation_checkpoint
+        self.activation_checkpoint = False
         self._cache: tuple[Tensor, Tensor] | None = None
 
     @staticmethod
@@ -105,14 +104,10 @@ class LayerChain(Module, ABC):
             if self.cached:
                 self._cache = (ei, ew)
         state = self.chain_input(x)
-        recompute = (self.activation_checkpoint and self.training
-                     and torch.is_grad_enabled())
+        recompute = self.activation_checkpoint and self.training
         for i in range(self.num_layers):
-            if recompute:
-                state = checkpoint(self.chain_layer, i, state, ei, ew,
-                                   use_reentrant=False)
-            else:
-                state = self.chain_layer(i, state, ei, ew)
+            state = run_recomputed(self.chain_layer, i, state, ei, ew,
+                                   recompute=recompute)
         return self.chain_output(state)
 
 

@@ -259,7 +259,6 @@ class Sheaf4Rec(Module):
         self.num_users, self.num_items = num_users, num_items
         self.stalk_dim, self.readout, self.init_std = (stalk_dim, readout,
                                                        init_std)
-        self.map_init = map_init
         bias = None if map_init is None else math.atanh(map_init)
         channels = embedding_dim // stalk_dim
         self.embedding = Embedding(num_users + num_items, embedding_dim)

@@ -1,10 +1,14 @@
 r"""Small tensor helpers."""
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
-__all__ = ['mask_dropout', 'MaskDropout', 'check_index', 'peak_memory_mb']
+__all__ = ['mask_dropout', 'MaskDropout', 'check_index', 'peak_memory_mb',
+           'run_recomputed']
 
 
 def mask_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
@@ -49,6 +53,17 @@ def check_index(index: Tensor, name: str = 'edge_index',
                          f"{tuple(index.shape)}")
     if index.dtype != torch.long:
         raise TypeError(f"{name} must be torch.long, got {index.dtype}")
+
+
+def run_recomputed(fn: Callable[..., Any], *args: Any,
+                   recompute: bool) -> Any:
+    r"""``fn(*args)``. With ``recompute`` (and autograd on), only the inputs
+    are kept and ``fn`` runs again during backward
+    (:func:`torch.utils.checkpoint.checkpoint`, non-reentrant, with the
+    random state restored, so dropout masks are the same)."""
+    if recompute and torch.is_grad_enabled():
+        return checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
 
 
 def peak_memory_mb(device: torch.device | str = 'cpu') -> float:

@@ -117,7 +117,12 @@ def parallelize(cfg, task, model: Module, strategy, ctx: DistContext,
         if pc.activation_checkpoint:
             # recomputation inside the replica's own forward
             from graphkit.models.deep import as_layer_chain
-            as_layer_chain(model)[0].activation_checkpoint = True
+            try:
+                as_layer_chain(model)[0].activation_checkpoint = True
+            except ValueError as err:
+                raise ValueError(f"parallel.activation_checkpoint in ddp "
+                                 f"recomputes the layers of a layer-chain "
+                                 f"encoder: {err}") from None
         ddp, sharded = wrap_ddp(model, task, ctx.comm, ctx.device)
         strategy.model = ddp
         expected = expected_bytes(

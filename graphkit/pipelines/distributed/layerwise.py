@@ -76,13 +76,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Module
-from torch.utils.checkpoint import checkpoint
 
 from graphkit.pipelines.distributed.comm import Comm
 from graphkit.pipelines.distributed.partition import partition_graph
 from graphkit.models.deep import LayerChain, as_layer_chain
 from graphkit.pipelines.strategies.base import Strategy
-from graphkit.utils.tensor import mask_dropout
+from graphkit.utils.tensor import mask_dropout, run_recomputed
 
 log = logging.getLogger(__name__)
 
@@ -389,9 +388,7 @@ class LayerParallelEngine:
     def _run(self, fn, train: bool, *args: Any) -> Any:
         """``fn(*args)``, recomputed during backward when
         ``activation_checkpoint`` is on (training only)."""
-        if train and self.recompute and torch.is_grad_enabled():
-            return checkpoint(fn, *args, use_reentrant=False)
-        return fn(*args)
+        return run_recomputed(fn, *args, recompute=train and self.recompute)
 
     def _input(self, rows: Tensor) -> tuple[Tensor, ...]:
         x = mask_dropout(self.x[rows], self.input_dropout,
