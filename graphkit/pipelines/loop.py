@@ -440,7 +440,7 @@ def _fit(cfg: RunConfig, resume: bool,
         for name in (RECORDS, CHECKPOINT, 'summary.json', 'summary.md'):
             (out / name).unlink(missing_ok=True)
     if main:
-        (out / 'config.json').write_text(json.dumps(
+        R.write_text_atomic(out / 'config.json', json.dumps(
             {'config': cfg.to_dict(), 'environment': _environment()},
             indent=2))
     done = R.read_records(records_path) if resume else []
@@ -479,10 +479,10 @@ def _fit(cfg: RunConfig, resume: bool,
                               if cfg.train.strategy else '')
     summary = R.summarize(done, label, bundle.name, task.metric)
     if main:
-        (out / 'summary.json').write_text(json.dumps(summary.to_dict(),
-                                                     indent=2))
-        (out / 'summary.md').write_text(
-            R.markdown_table([summary]) + '\n' +
+        R.write_text_atomic(out / 'summary.json',
+                            json.dumps(summary.to_dict(), indent=2))
+        R.write_text_atomic(
+            out / 'summary.md', R.markdown_table([summary]) + '\n' +
             (R.extra_table([summary]) + '\n' if summary.extra else ''))
     return summary
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 __all__ = ['RunResult', 'Summary', 'append_record', 'read_records',
+           'write_text_atomic',
            'summarize', 'markdown_table', 'plot_history', 'plot_confidence']
 
 
@@ -62,6 +63,17 @@ class Summary:
                 f"(95% CI ± {100 * self.test_ci95:.2f}; valid {100 * self.valid_mean:.2f} ± "
                 f"{100 * self.valid_std:.2f}, {self.runs} runs, "
                 f"{self.epoch_time_s:.4f} s/epoch)")
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    r"""Writes ``text`` to ``path`` through a temporary file and
+    :func:`os.replace`, so a reader (e.g. another rank checking the saved
+    configuration on resume) sees the old file or the new one, never a
+    half-written one."""
+    path = Path(path)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def append_record(path: str | os.PathLike, record: RunResult) -> None:

@@ -4,13 +4,41 @@ import pytest
 
 from graphkit.pipelines.results import (RunResult, append_record,
                                         markdown_table, read_records,
-                                        summarize)
+                                        summarize, write_text_atomic)
 
 
 def _rec(run, test):
     return RunResult(run=run, seed=run, split='s', best_epoch=1, valid=0.5,
                      test=test, train=None, epochs=2, time_s=1.0,
                      epoch_time_s=0.5)
+
+
+def test_atomic_write_is_never_seen_half_written(tmp_path):
+    # one thread rewrites a file that another keeps parsing, as ranks do
+    # with config.json on resume: every read is a whole document
+    import json
+    import threading
+    path = tmp_path / 'config.json'
+    docs = [json.dumps({'v': i, 'pad': 'x' * 200_000}) for i in range(2)]
+    write_text_atomic(path, docs[0])
+    seen, errors, done = set(), [], threading.Event()
+
+    def read():
+        while not done.is_set():
+            try:
+                seen.add(json.loads(path.read_text())['v'])
+            except ValueError as e:
+                errors.append(e)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for i in range(200):
+        write_text_atomic(path, docs[i % 2])
+    done.set()
+    reader.join()
+    assert not errors
+    assert seen <= {0, 1}
+    assert [p.name for p in tmp_path.iterdir()] == ['config.json']
 
 
 def test_summary_and_round_trip(tmp_path):
