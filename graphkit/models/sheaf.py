@@ -240,13 +240,25 @@ class Sheaf4Rec(Module):
             With all maps equal to 1, :math:`I - \Delta_\mathcal{F}` is the
             self-loop-normalised adjacency :math:`(D+I)^{-1/2}(A+I)
             (D+I)^{-1/2}`. (default: :obj:`None`)
+        lin_init (str): ``default`` (PyTorch's uniform init of :math:`W_l`
+            and :math:`b_l`) or ``identity`` (:math:`W_l = I`,
+            :math:`b_l = 0`). With ``identity`` and maps near 1 a layer
+            starts as one step of self-loop-normalised propagation,
+            :math:`\mathbf{E}^{(l+1)} \approx (D+I)^{-1/2}(A+I)(D+I)^{-1/2}
+            \mathbf{E}^{(l)}`, so the model starts close to LightGCN
+            and learns the edge weighting and the channel mixing from
+            there. (default: :obj:`'default'`)
     """
     def __init__(self, num_users: int, num_items: int,
                  embedding_dim: int = 64, num_layers: int = 5,
                  stalk_dim: int = 1, readout: str = 'concat',
                  init_std: float = 0.1,
-                 map_init: float | None = None) -> None:
+                 map_init: float | None = None,
+                 lin_init: str = 'default') -> None:
         super().__init__()
+        if lin_init not in ('default', 'identity'):
+            raise ValueError(f"Sheaf4Rec lin_init must be 'default' or "
+                             f"'identity', got '{lin_init}'")
         if map_init is not None and not -1.0 < map_init < 1.0:
             raise ValueError(f"Sheaf4Rec map_init must lie in (-1, 1), the "
                              f"range of tanh, or be None; got {map_init}")
@@ -259,6 +271,7 @@ class Sheaf4Rec(Module):
         self.num_users, self.num_items = num_users, num_items
         self.stalk_dim, self.readout, self.init_std = (stalk_dim, readout,
                                                        init_std)
+        self.lin_init = lin_init
         bias = None if map_init is None else math.atanh(map_init)
         channels = embedding_dim // stalk_dim
         self.embedding = Embedding(num_users + num_items, embedding_dim)
@@ -276,6 +289,10 @@ class Sheaf4Rec(Module):
         for learner, lin in zip(self.learners, self.lins):
             learner.reset_parameters()
             lin.reset_parameters()
+            if self.lin_init == 'identity':
+                with torch.no_grad():
+                    lin.weight.copy_(torch.eye(lin.in_features))
+                    lin.bias.zero_()
 
     def forward(self, edge_index: Tensor) -> Tensor:
         n = self.embedding.num_embeddings
@@ -310,6 +327,7 @@ class Sheaf4Rec(Module):
 def sheaf4rec(num_users: int, num_items: int, embedding_dim: int = 64,
               num_layers: int = 5, stalk_dim: int = 1,
               readout: str = 'concat', init_std: float = 0.1,
-              map_init: float | None = None) -> Sheaf4Rec:
+              map_init: float | None = None,
+              lin_init: str = 'default') -> Sheaf4Rec:
     return Sheaf4Rec(num_users, num_items, embedding_dim, num_layers,
-                     stalk_dim, readout, init_std, map_init)
+                     stalk_dim, readout, init_std, map_init, lin_init)

@@ -163,6 +163,41 @@ def test_sheaf4rec_layer_matches_dense_reference(map_init):
               map_init=1.0)
 
 
+def test_sheaf4rec_identity_init_starts_as_self_loop_propagation():
+    # With W = I, b = 0 and every map equal to 1, one layer is
+    # (D+I)^(-1/2) (A+I) (D+I)^(-1/2) x: LightGCN's step with self-loops.
+    from torch_geometric.utils import to_dense_adj
+    from graphkit.models import build
+    torch.manual_seed(2)
+    users, items = 4, 5
+    pairs = torch.tensor([[0, 0, 1, 2, 3, 3], [0, 1, 2, 3, 4, 1]])
+    ei = torch.cat([torch.stack([pairs[0], pairs[1] + users]),
+                    torch.stack([pairs[1] + users, pairs[0]])], dim=1)
+    model = build('sheaf4rec', 'recommendation', num_users=users,
+                  num_items=items, embedding_dim=6, num_layers=1,
+                  readout='mean', init_std=0.5, map_init=0.5,
+                  lin_init='identity')
+    assert torch.equal(model.lins[0].weight, torch.eye(6))
+    assert not model.lins[0].bias.any()
+    with torch.no_grad():   # maps = tanh(large) = 1
+        model.learners[0].lin.weight.zero_()
+        model.learners[0].lin.bias.fill_(20.0)
+        out = model(ei)
+    n = users + items
+    a = to_dense_adj(ei, max_num_nodes=n)[0] + torch.eye(n)
+    norm = a.sum(1).rsqrt()
+    x = model.embedding.weight.detach()
+    expected = (norm[:, None] * a * norm[None, :]) @ x
+    assert torch.allclose(2 * out - x, expected, atol=1e-5)
+    # the default init is not the identity
+    other = build('sheaf4rec', 'recommendation', num_users=users,
+                  num_items=items, embedding_dim=6, num_layers=1)
+    assert not torch.equal(other.lins[0].weight, torch.eye(6))
+    with pytest.raises(ValueError, match="lin_init"):
+        build('sheaf4rec', 'recommendation', num_users=2, num_items=2,
+              lin_init='eye')
+
+
 def test_nsd_sparse_input_path_matches_dense():
     torch.manual_seed(0)
     data = _data()
