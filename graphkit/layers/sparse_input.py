@@ -119,23 +119,46 @@ class IdentityCache:
         self._refs: tuple = ()
         self._versions: tuple = ()
         self._value = None
+        self._built = False
 
     def clear(self) -> None:
         self._refs, self._versions, self._value = (), (), None
+        self._built = False
 
     def __getstate__(self) -> dict:
-        return {'_refs': (), '_versions': (), '_value': None}
+        return {'_refs': (), '_versions': (), '_value': None,
+                '_built': False}
+
+    def _same(self, tensors: tuple[Tensor, ...]) -> bool:
+        return (len(self._refs) == len(tensors)
+                and all(r() is t for r, t in zip(self._refs, tensors))
+                and tuple(t._version for t in tensors) == self._versions)
+
+    def _remember(self, tensors: tuple[Tensor, ...]) -> None:
+        self._refs = tuple(weakref.ref(t) for t in tensors)
+        self._versions = tuple(t._version for t in tensors)
 
     def get(self, tensors: tuple[Tensor, ...], build: Callable[[], object]):
-        versions = tuple(t._version for t in tensors)
-        if (len(self._refs) == len(tensors)
-                and all(r() is t for r, t in zip(self._refs, tensors))
-                and versions == self._versions):
+        if self._same(tensors) and self._built:
             return self._value
-        self._value = build()
-        self._refs = tuple(weakref.ref(t) for t in tensors)
-        self._versions = versions
+        self._value, self._built = build(), True
+        self._remember(tensors)
         return self._value
+
+    def get_repeated(self, tensors: tuple[Tensor, ...],
+                     build: Callable[[], object]):
+        r"""Like :meth:`get`, but builds only when the same tensors come
+        back a second time in a row; on a first sight it returns
+        :obj:`None`. For values that pay off only when reused (full-batch
+        training), not when the input changes at every call
+        (mini-batches)."""
+        if self._same(tensors):
+            if not self._built:
+                self._value, self._built = build(), True
+            return self._value
+        self._value, self._built = None, False
+        self._remember(tensors)
+        return None
 
 
 def stacked_dropout_linear(x: Tensor | RowSparse, lins: list[Linear],

@@ -9,7 +9,10 @@ from torch.nn import Module
 
 from torch_geometric.nn.models import GAT, GCN, GIN, MLP, GraphSAGE
 
+from graphkit.layers.sparse_input import (IdentityCache, RowSparse,
+                                          dropout_linear, row_sparse)
 from graphkit.models.registry import register
+from graphkit.utils.tensor import mask_dropout
 
 __all__ = ['MLPEncoder']
 
@@ -21,6 +24,18 @@ class MLPEncoder(Module):
     .. math::
         \mathbf{H} = \mathrm{MLP}(\mathbf{X})
 
+    With a sparse input that needs no gradient (bag-of-words features, at
+    most 30% non-zero), the first layer :math:`\mathbf{X}\mathbf{W}_1^\top`
+    and its weight gradient :math:`\mathbf{X}^\top\mathbf{G}` are CSR
+    products over the non-zeros, :math:`O(\mathrm{nnz}\cdot h)` instead
+    of :math:`O(NFh)`; the compressed form is built when the same input
+    tensor comes back a second time and reused while it keeps coming back
+    (full-batch training; a new mini-batch each step stays dense). The
+    result is the dense one up to rounding (the MLP has no input dropout).
+    Dropout between layers draws its mask with
+    :func:`~graphkit.utils.tensor.mask_dropout` (same distribution as
+    :func:`torch.nn.functional.dropout`, about 3-4 times faster on CPU).
+
     Args:
         in_channels (int): input features.
         hidden_channels (int): hidden size.
@@ -28,11 +43,15 @@ class MLPEncoder(Module):
         num_layers (int): number of linear layers.
         dropout (float): dropout between layers.
         norm (str, optional): normalisation between layers.
+        sparse_input (bool): use the sparse product for sparse inputs
+            (default: :obj:`True`).
     """
     def __init__(self, in_channels: int, hidden_channels: int,
                  out_channels: int, num_layers: int = 2, dropout: float = 0.0,
-                 norm: str | None = None) -> None:
+                 norm: str | None = None, sparse_input: bool = True) -> None:
         super().__init__()
+        self.sparse_input = sparse_input
+        self._cache = IdentityCache()
         self.mlp = MLP(in_channels=in_channels,
                        hidden_channels=hidden_channels,
                        out_channels=out_channels, num_layers=num_layers,
@@ -44,7 +63,34 @@ class MLPEncoder(Module):
 
     def forward(self, x: Tensor, edge_index: Any = None,
                 edge_weight: Tensor | None = None, **kwargs: Any) -> Tensor:
-        return self.mlp(x)
+        xs = None
+        if self.sparse_input and not x.requires_grad:
+            # converted when the same input comes back (full batch), not
+            # for every new mini-batch: the conversion costs more than one
+            # dense product
+            xs = self._cache.get_repeated((x, ), lambda: row_sparse(x))
+        # PyG's MLP.forward on its own modules, with the first layer as a
+        # CSR product for sparse inputs and the faster dropout mask
+        m = self.mlp
+
+        def linear(i: int, h: Tensor) -> Tensor:
+            if i == 0 and xs is not None:
+                return dropout_linear(xs, m.lins[0], 0.0, False)
+            return m.lins[i](h)
+
+        h = x
+        for i, norm in enumerate(m.norms):
+            h = linear(i, h)
+            if m.act is not None and m.act_first:
+                h = m.act(h)
+            h = norm(h)
+            if m.act is not None and not m.act_first:
+                h = m.act(h)
+            h = mask_dropout(h, m.dropout[i], self.training)
+        if m.plain_last:
+            h = linear(len(m.lins) - 1, h)
+            h = mask_dropout(h, m.dropout[-1], self.training)
+        return h
 
     def __repr__(self) -> str:
         return repr(self.mlp)

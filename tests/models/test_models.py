@@ -159,3 +159,49 @@ def test_gat_bad_heads():
     with pytest.raises(ValueError, match='divisible by heads'):
         build('gat', 'node', in_channels=4, out_channels=2,
               hidden_channels=10, heads=3)
+
+
+@pytest.mark.parametrize('num_layers,norm', [(2, None), (3, 'batch_norm'),
+                                             (1, None)])
+def test_mlp_sparse_input_path_matches_dense(num_layers, norm):
+    # bag-of-words-like input: the second call with the same tensor runs the
+    # first layer as a CSR product; outputs and gradients match PyG's MLP
+    from graphkit.models.basic import MLPEncoder
+    torch.manual_seed(0)
+    x = torch.rand(30, 40) * (torch.rand(30, 40) < 0.1)
+    enc = MLPEncoder(40, 8, 3, num_layers=num_layers, dropout=0.5,
+                     norm=norm)
+    ref = MLPEncoder(40, 8, 3, num_layers=num_layers, dropout=0.5,
+                     norm=norm, sparse_input=False)
+    ref.load_state_dict(enc.state_dict())
+    for step in range(3):
+        torch.manual_seed(step)
+        out = enc(x)
+        torch.manual_seed(step)
+        expected = ref(x)
+        assert torch.allclose(out, expected, atol=1e-5)
+        out.pow(2).sum().backward()
+        expected.pow(2).sum().backward()
+        # (a bias before batch norm has a zero gradient up to rounding, so
+        # the tolerance is relative to the largest gradient of the model)
+        scale = 1.0 + max(float(q.grad.abs().max()) for q in ref.parameters())
+        for (name, p), q in zip(enc.named_parameters(), ref.parameters()):
+            assert torch.allclose(p.grad, q.grad, atol=1e-6 * scale), name
+            p.grad, q.grad = None, None
+        # built on the second sight of the same tensor, then reused
+        assert enc._cache._built == (step >= 1)
+    enc.eval(), ref.eval()
+    assert torch.allclose(enc(x), ref(x), atol=1e-5)
+    # both paths compute PyG's MLP (its own forward, in evaluation mode)
+    assert torch.allclose(enc(x), enc.mlp(x), atol=1e-5)
+    assert torch.allclose(ref(x), ref.mlp(x), atol=1e-6)
+    # a new tensor each call (mini-batches) is never converted
+    enc._cache.clear()
+    for _ in range(3):
+        enc(x.clone())
+        assert not enc._cache._built
+    # too dense for the sparse path: the dense result, cached as such
+    dense = torch.rand(30, 40)
+    enc(dense), enc(dense)
+    assert enc._cache._built and enc._cache._value is None
+    assert torch.allclose(enc(dense), ref(dense), atol=1e-6)
