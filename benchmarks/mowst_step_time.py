@@ -42,10 +42,12 @@ def _step_ms(trainer, task, batch, steps):
 
 
 def _set_phase(trainer, phase):
+    # the presets' validated schedule reads its phase from ``current``;
+    # begin_epoch routes the model for it (strong expert alone in pretrain)
     s = trainer.strategy
-    s.turn_patience = max(s.turn_patience, 1)    # the validated schedule
+    assert s.validated, 'the mowst-<dataset> presets use validated turns'
     s.current = phase
-    s._route()
+    s.begin_epoch(s.epoch)
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ from torch.nn import Module
 
 from torch_geometric.nn.models import GAT, GCN, GIN, MLP, GraphSAGE
 
-from graphkit.layers.sparse_input import (IdentityCache, RowSparse,
-                                          dropout_linear, row_sparse)
+from graphkit.layers.sparse_input import (IdentityCache, dropout_linear,
+                                          row_sparse)
 from graphkit.models.registry import register
 from graphkit.utils.tensor import mask_dropout
 
