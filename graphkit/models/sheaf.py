@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import Embedding, Linear, Module, ModuleList
+from torch.nn import Embedding, Identity, Linear, Module, ModuleList
 from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
 
 from graphkit.layers.sheaf import (BundleSheafConv, DiagSheafConv,
@@ -247,7 +247,10 @@ class Sheaf4Rec(Module):
             :math:`\mathbf{E}^{(l+1)} \approx (D+I)^{-1/2}(A+I)(D+I)^{-1/2}
             \mathbf{E}^{(l)}`, so the model starts close to LightGCN
             and learns the edge weighting and the channel mixing from
-            there. (default: :obj:`'default'`)
+            there. ``fixed`` keeps :math:`W_l = I`, :math:`b_l = 0` untrained,
+            :math:`\mathbf{E}^{(l+1)} = (I - \Delta_\mathcal{F})
+            \mathbf{E}^{(l)}`: LightGCN-style propagation whose edge weights
+            are the learned restriction maps. (default: :obj:`'default'`)
     """
     def __init__(self, num_users: int, num_items: int,
                  embedding_dim: int = 64, num_layers: int = 5,
@@ -256,9 +259,9 @@ class Sheaf4Rec(Module):
                  map_init: float | None = None,
                  lin_init: str = 'default') -> None:
         super().__init__()
-        if lin_init not in ('default', 'identity'):
-            raise ValueError(f"Sheaf4Rec lin_init must be 'default' or "
-                             f"'identity', got '{lin_init}'")
+        if lin_init not in ('default', 'identity', 'fixed'):
+            raise ValueError(f"Sheaf4Rec lin_init must be 'default', "
+                             f"'identity' or 'fixed', got '{lin_init}'")
         if map_init is not None and not -1.0 < map_init < 1.0:
             raise ValueError(f"Sheaf4Rec map_init must lie in (-1, 1), the "
                              f"range of tanh, or be None; got {map_init}")
@@ -279,8 +282,10 @@ class Sheaf4Rec(Module):
             SheafLearner(stalk_dim, channels, stalk_dim, 'tanh',
                          bias_init=bias)
             for _ in range(num_layers))
-        self.lins = ModuleList(Linear(embedding_dim, embedding_dim)
-                               for _ in range(num_layers))
+        self.num_layers = num_layers
+        self.lins = ModuleList(
+            Identity() if lin_init == 'fixed' else
+            Linear(embedding_dim, embedding_dim) for _ in range(num_layers))
         self._cache = IdentityCache()
         self.reset_parameters()
 
@@ -288,6 +293,8 @@ class Sheaf4Rec(Module):
         torch.nn.init.normal_(self.embedding.weight, std=self.init_std)
         for learner, lin in zip(self.learners, self.lins):
             learner.reset_parameters()
+            if self.lin_init == 'fixed':
+                continue
             lin.reset_parameters()
             if self.lin_init == 'identity':
                 with torch.no_grad():
@@ -318,7 +325,7 @@ class Sheaf4Rec(Module):
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(num_users={self.num_users}, '
                 f'num_items={self.num_items}, stalk_dim={self.stalk_dim}, '
-                f'layers={len(self.lins)}, readout={self.readout})')
+                f'layers={self.num_layers}, readout={self.readout})')
 
 
 @register('sheaf4rec', kind='model', tasks=('recommendation', ),

@@ -72,8 +72,10 @@ class ModelConfig:
     edge_weights: bool = True
     sheaf_act: str = 'tanh'
     map_init: float | None = None
-    # Sheaf4Rec: ``identity`` starts each layer's W at I (and b at 0).
+    # Sheaf4Rec: ``identity`` starts each layer's W at I (and b at 0),
+    # ``fixed`` keeps W = I untrained; std of the normal initial embeddings.
     lin_init: str | None = None
+    init_std: float | None = None
     # Encoder extras: dropout on the last propagation output, edge dropout,
     # residual connections (pure encoders).
     tail_dropout: float = 0.0

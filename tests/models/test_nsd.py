@@ -163,9 +163,10 @@ def test_sheaf4rec_layer_matches_dense_reference(map_init):
               map_init=1.0)
 
 
-def test_sheaf4rec_identity_init_starts_as_self_loop_propagation():
-    # With W = I, b = 0 and every map equal to 1, one layer is
-    # (D+I)^(-1/2) (A+I) (D+I)^(-1/2) x: LightGCN's step with self-loops.
+@pytest.mark.parametrize('lin_init', ['identity', 'fixed'])
+def test_sheaf4rec_identity_init_starts_as_self_loop_propagation(lin_init):
+    # With W = I, b = 0 (or no W at all) and every map equal to 1, one layer
+    # is (D+I)^(-1/2) (A+I) (D+I)^(-1/2) x: LightGCN's step with self-loops.
     from torch_geometric.utils import to_dense_adj
     from graphkit.models import build
     torch.manual_seed(2)
@@ -176,9 +177,13 @@ def test_sheaf4rec_identity_init_starts_as_self_loop_propagation():
     model = build('sheaf4rec', 'recommendation', num_users=users,
                   num_items=items, embedding_dim=6, num_layers=1,
                   readout='mean', init_std=0.5, map_init=0.5,
-                  lin_init='identity')
-    assert torch.equal(model.lins[0].weight, torch.eye(6))
-    assert not model.lins[0].bias.any()
+                  lin_init=lin_init)
+    if lin_init == 'identity':
+        assert torch.equal(model.lins[0].weight, torch.eye(6))
+        assert not model.lins[0].bias.any()
+    else:   # only the embeddings and the map learner are trained
+        assert {name.split('.')[0] for name, _ in model.named_parameters()
+                } == {'embedding', 'learners'}
     with torch.no_grad():   # maps = tanh(large) = 1
         model.learners[0].lin.weight.zero_()
         model.learners[0].lin.bias.fill_(20.0)
