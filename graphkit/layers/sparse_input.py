@@ -12,6 +12,8 @@ from torch.nn import Linear
 __all__ = ['RowSparse', 'row_sparse', 'block_diagonal', 'dropout_linear',
            'stacked_dropout_linear', 'IdentityCache']
 
+_BLOCK_ENTRIES = 1 << 24   # entries of x scanned at once by row_sparse
+
 
 class RowSparse(NamedTuple):
     r"""A :math:`(N, F)` matrix in compressed-row form, with the
@@ -32,13 +34,22 @@ def row_sparse(x: Tensor, max_density: float = 0.3) -> RowSparse | None:
     :obj:`None` (use the dense path)."""
     if x.dim() != 2 or x.requires_grad or x.is_sparse or x.numel() == 0:
         return None
-    nz = x != 0
-    if int(nz.sum()) > max_density * x.numel():
-        return None
-    row, col = nz.nonzero(as_tuple=True)
     n, f = x.shape
+    # Blocks of rows bound the temporaries (a boolean mask and the indices
+    # of one block) whatever the size of x.
+    step = max(1, _BLOCK_ENTRIES // f)
+    blocks = range(0, n, step)
+    counts = torch.cat([(x[i:i + step] != 0).sum(1) for i in blocks])
+    if int(counts.sum()) > max_density * x.numel():
+        return None
+    rows, cols = [], []
+    for i in blocks:
+        r, c = (x[i:i + step] != 0).nonzero(as_tuple=True)
+        rows.append(r + i)
+        cols.append(c)
+    row, col = torch.cat(rows), torch.cat(cols)
     crow = torch.zeros(n + 1, dtype=torch.long, device=x.device)
-    crow[1:] = torch.bincount(row, minlength=n).cumsum(0)
+    crow[1:] = counts.cumsum(0)
     ccol = torch.zeros(f + 1, dtype=torch.long, device=x.device)
     ccol[1:] = torch.bincount(col, minlength=f).cumsum(0)
     perm = torch.argsort(col * n + row)

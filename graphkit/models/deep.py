@@ -36,6 +36,8 @@ from torch.nn import LayerNorm, Linear, Module, ModuleList, ReLU
 from torch_geometric.nn import DeepGCNLayer, GCN2Conv, GCNConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
+from graphkit.layers.sparse_input import IdentityCache, dropout_linear, \
+    row_sparse
 from graphkit.models.registry import register
 from graphkit.utils.tensor import run_recomputed
 
@@ -63,6 +65,19 @@ class LayerChain(Module, ABC):
         self.cached = cached
         self.activation_checkpoint = False
         self._cache: tuple[Tensor, Tensor] | None = None
+        self._sparse_input = IdentityCache()
+
+    def input_linear(self, x: Tensor, lin: Linear, p: float) -> Tensor:
+        r""":math:`\mathrm{drop}_p(\mathbf{X})\mathbf{W}^\top + \mathbf{b}`
+        for the input step. A sparse input (bag-of-words features, at most
+        30% non-zero) runs as a CSR product over its non-zeros, with the
+        dropout mask drawn over them only, so neither the dropped copy of
+        :math:`\mathbf{X}` nor its mask is kept for backward. The compressed
+        form is cached while the same tensor comes back (full-graph
+        training) and rebuilt for a new one (mini-batches, chunks)."""
+        xs = self._sparse_input.get((x, ), lambda: row_sparse(x))
+        return dropout_linear(x if xs is None else xs, lin, p,
+                              self.training)
 
     @staticmethod
     def normalize_graph(edge_index: Tensor, edge_weight: Tensor | None,
@@ -174,8 +189,7 @@ class GCNII(LayerChain):
             conv.reset_parameters()
 
     def chain_input(self, x: Tensor) -> State:
-        x = F.dropout(x, self.dropout, self.training)
-        h = F.relu(self.lin_in(x))
+        h = F.relu(self.input_linear(x, self.lin_in, self.dropout))
         return h, h
 
     def chain_layer(self, i: int, state: State, edge_index: Tensor,
@@ -265,7 +279,7 @@ class ResGCN(LayerChain):
             self.out_norm.reset_parameters()
 
     def chain_input(self, x: Tensor) -> State:
-        return (self.lin_in(x), )
+        return (self.input_linear(x, self.lin_in, 0.0), )
 
     def chain_layer(self, i: int, state: State, edge_index: Tensor,
                     edge_weight: Tensor) -> State:

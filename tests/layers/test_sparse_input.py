@@ -25,6 +25,18 @@ def test_row_sparse_roundtrip_and_dense_fallback():
     assert row_sparse(x.clone().requires_grad_()) is None
 
 
+def test_row_sparse_in_row_blocks_equals_one_block(monkeypatch):
+    # large inputs are scanned a few rows at a time; the result is the same
+    import graphkit.layers.sparse_input as sparse_input
+    x = _x(n=23)
+    whole = row_sparse(x)
+    monkeypatch.setattr(sparse_input, '_BLOCK_ENTRIES', 40)   # 2 rows
+    blocked = row_sparse(x)
+    for a, b in zip(whole, blocked):
+        assert a == b if isinstance(a, tuple) else torch.equal(a, b)
+    assert row_sparse(torch.ones(9, 15)) is None
+
+
 def test_dropout_linear_matches_dense_linear_and_gradient():
     x = _x()
     lin = torch.nn.Linear(15, 6)

@@ -3,9 +3,9 @@ r"""Graph partitioning for graph-parallel training and GNNPipe chunks.
 :func:`partition_graph` assigns every node one of ``num_parts`` parts of
 near-equal size with few cut edges:
 
-* ``metis``: METIS through PyG (``pyg-lib`` or ``torch-sparse`` built with
-  METIS), else ``pymetis`` when installed;
-* ``rcm`` (the fallback of ``auto``): the reverse Cuthill-McKee order of
+* ``metis`` (what ``auto`` picks): METIS through PyG (``pyg-lib`` or
+  ``torch-sparse`` built with METIS), else ``pymetis`` (a dependency);
+* ``rcm`` (the fallback of ``auto`` where neither is importable): the reverse Cuthill-McKee order of
   the symmetrised graph (SciPy), cut into ``num_parts`` contiguous pieces of
   equal size. RCM minimises the bandwidth of the reordered adjacency, so
   every edge joins nodes close in the order and the cut of contiguous

@@ -24,6 +24,21 @@ def test_rcm_cuts_fewer_edges_than_random():
     assert edge_cut(data.edge_index, rcm) < edge_cut(data.edge_index, rnd)
 
 
+def test_metis_balanced_deterministic_and_cuts_fewest_edges():
+    # METIS (PyG's, else pymetis, a dependency) is what 'auto' picks
+    from graphkit.pipelines.distributed.partition import _metis_available
+    assert _metis_available() is not None
+    data = csbm(num_nodes=400, avg_degree=6.0, homophily=0.9, seed=0)
+    ei = data.edge_index
+    part = partition_graph(ei, 400, 8, 'metis')
+    sizes = torch.bincount(part, minlength=8)
+    assert sizes.min() >= 40 and sizes.max() <= 60
+    assert torch.equal(part, partition_graph(ei, 400, 8, 'metis'))
+    assert torch.equal(part, partition_graph(ei, 400, 8, 'auto'))
+    assert edge_cut(ei, part) < edge_cut(ei, partition_graph(ei, 400, 8,
+                                                            'rcm'))
+
+
 def test_partition_errors():
     ei = torch.tensor([[0, 1], [1, 0]])
     with pytest.raises(ValueError, match="Unknown partition method 'kway'"):
