@@ -18,8 +18,7 @@ from torch.nn import Identity, Linear, Module, Parameter
 from torch_geometric.nn.conv import SimpleConv
 from torch_geometric.utils import degree, dropout_edge
 
-from graphkit.layers.sparse_input import (IdentityCache, dropout_linear,
-                                          row_sparse)
+from graphkit.layers.sparse_input import IdentityCache, dropout_linear
 from graphkit.utils.tensor import MaskDropout, mask_dropout
 
 __all__ = ['PureConv', 'PureGNN', 'drop_graph_edges']
@@ -169,7 +168,7 @@ class PureGNN(Module):
         if isinstance(self.lin, Linear):
             # Bag-of-words inputs: dropout on the non-zeros and a sparse
             # product (same distribution as dense dropout, O(nnz) cost).
-            xs = self._input_cache.get((x, ), lambda: row_sparse(x)) or x
+            xs = self._input_cache.row_sparse(x)
             x = dropout_linear(xs, self.lin, self.input_dropout,
                                self.training)
         else:

@@ -156,6 +156,12 @@ class IdentityCache:
         self._remember(tensors)
         return self._value
 
+    def row_sparse(self, x: Tensor) -> Tensor | RowSparse:
+        r"""The cached :func:`row_sparse` form of ``x``, built on its first
+        sight and reused while the same tensor comes back; ``x`` itself when
+        it is too dense (or needs a gradient)."""
+        return self.get((x, ), lambda: row_sparse(x)) or x
+
     def get_repeated(self, tensors: tuple[Tensor, ...],
                      build: Callable[[], object]):
         r"""Like :meth:`get`, but builds only when the same tensors come

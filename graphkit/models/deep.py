@@ -36,8 +36,7 @@ from torch.nn import LayerNorm, Linear, Module, ModuleList, ReLU
 from torch_geometric.nn import DeepGCNLayer, GCN2Conv, GCNConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
-from graphkit.layers.sparse_input import IdentityCache, dropout_linear, \
-    row_sparse
+from graphkit.layers.sparse_input import IdentityCache, dropout_linear
 from graphkit.models.registry import register
 from graphkit.utils.tensor import run_recomputed
 
@@ -75,8 +74,7 @@ class LayerChain(Module, ABC):
         :math:`\mathbf{X}` nor its mask is kept for backward. The compressed
         form is cached while the same tensor comes back (full-graph
         training) and rebuilt for a new one (mini-batches, chunks)."""
-        xs = self._sparse_input.get((x, ), lambda: row_sparse(x))
-        return dropout_linear(x if xs is None else xs, lin, p,
+        return dropout_linear(self._sparse_input.row_sparse(x), lin, p,
                               self.training)
 
     @staticmethod

@@ -15,8 +15,7 @@ from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
 from graphkit.layers.sheaf import (BundleSheafConv, DiagSheafConv,
                                    GeneralSheafConv, SheafConv, SheafLearner,
                                    SheafStructure, diag_sheaf_laplacian)
-from graphkit.layers.sparse_input import (IdentityCache, dropout_linear,
-                                          row_sparse)
+from graphkit.layers.sparse_input import IdentityCache, dropout_linear
 from graphkit.models.registry import register
 
 __all__ = ['NSD', 'Sheaf4Rec', 'sheaf_graph']
@@ -128,7 +127,7 @@ class NSD(Module):
     def input_stalks(self, x: Tensor, input_dropout: float = 0.0) -> Tensor:
         r"""The input map: features :math:`(N, F)` to stalks
         :math:`(N, \hat d, f)`."""
-        xs = self._input_cache.get((x, ), lambda: row_sparse(x)) or x
+        xs = self._input_cache.row_sparse(x)
         h = dropout_linear(xs, self.lin1, input_dropout, self.training)
         if self.use_act:
             h = F.elu(h)
