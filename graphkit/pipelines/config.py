@@ -164,11 +164,13 @@ class TrainConfig:
     num_neighbors: tuple[int, ...] = (10, 10)
     # None: the model's own (``model.default_strategy``), else backprop.
     strategy: str | None = None
-    # Mowst: strong-expert-only epochs first, then turns of this many epochs
+    # Mowst: experts pretrained alone first ('strong', 'weak', 'both' or
+    # 'none'), pretrain_epochs each, then turns of this many epochs
     # (at most that many when turn_patience > 0: a turn then ends after
     # turn_patience evaluations without a better validation score, keeps its
     # best weights, and is rolled back if it did not beat the turns before;
     # the run ends after big_patience rounds without an accepted turn).
+    mowst_pretrain: str = 'strong'
     mowst_pretrain_epochs: int = 0
     mowst_turn_epochs: int = 1
     mowst_turn_patience: int = 0

@@ -211,6 +211,53 @@ def test_validated_turns_restore_best_and_roll_back():
     assert s2.phase() == 'strong' and s2.turns[0]['epochs'] == 2
 
 
+@pytest.mark.parametrize('pretrain', ['weak', 'both'])
+def test_pretraining_choice_trains_each_expert_alone(pretrain):
+    data = tiny_graph()
+    task = _FullBatch(data)
+    model = _model()
+    # fixed schedule: pretrain_epochs per pretrained expert, strong first
+    s = MowstStrategy(model, lr=0.05, pretrain=pretrain, pretrain_epochs=2,
+                      turn_epochs=1)
+    experts = ['strong', 'strong', 'weak', 'weak'] if pretrain == 'both' \
+        else ['weak', 'weak']
+    n = len(experts)
+    assert [s.pretrain_expert(e) for e in range(1, n + 2)] == experts + [
+        None]
+    assert [s.phase(e) for e in range(n, n + 3)] == [
+        'pretrain', 'weak', 'strong']
+    gate = _params(model.gate.parameters())
+    for e, expert in enumerate(experts, start=1):
+        s.begin_epoch(e)
+        assert model.expert_only == expert
+        other = 'weak' if expert == 'strong' else 'strong'
+        before_o = _params(getattr(model, f'{other}_parameters')())
+        before_e = _params(getattr(model, expert).parameters())
+        # each expert is trained on its own cross-entropy (no dropout here)
+        model.train()
+        with torch.no_grad():
+            own = (model.weak(data.x) if expert == 'weak' else
+                   model.strong(data.x, data.edge_index))
+        loss = s.step(task, None)['loss']
+        assert loss == pytest.approx(float(F.cross_entropy(own, data.y)),
+                                     rel=1e-5)
+        assert _same(before_o, getattr(model, f'{other}_parameters')())
+        assert not _same(before_e, getattr(model, expert).parameters())
+    # the gate is not trained while the weak expert is pretrained
+    assert _same(gate, model.gate.parameters())
+    s.begin_epoch(n + 1)
+    assert model.expert_only is None
+    # validated schedule: one logged phase per pretrained expert
+    v = MowstStrategy(_model(), lr=0.05, pretrain=pretrain,
+                      pretrain_epochs=2, turn_epochs=5, turn_patience=5)
+    for e in range(1, n + 1):
+        v.end_epoch(e, {'valid': 0.5})
+    assert [t.get('expert') for t in v.turns] == experts[::2]
+    assert v.phase() == 'weak'
+    with pytest.raises(ValueError, match="Unknown Mowst pretraining 'gnn'"):
+        MowstStrategy(_model(), pretrain='gnn', pretrain_epochs=1)
+
+
 def test_minibatch_inference_skips_the_strong_expert():
     from graphkit.data import load
     from graphkit.pipelines.tasks import NodeTask

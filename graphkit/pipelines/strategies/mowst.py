@@ -7,8 +7,10 @@ confidence gate) and the strong expert take turns on the same loss
     + (1 - C_v)\,\ell(\mathbf{p}'_v, y_v),
 
 each with its own optimiser, while the other expert is frozen (its output
-computed without gradient). The strong expert is first pretrained alone on
-its own cross-entropy (the reference scripts' ``pretrain_model2``), then the
+computed without gradient). First the experts named by ``pretrain`` are
+trained alone on their own cross-entropy, one after the other (the reference
+scripts' ``--submethod``: ``strong`` is ``pretrain_model2``, ``weak``
+``pretrain_model1``, ``both`` ``pretrain_both``, ``none`` skips it), then the
 turns alternate, weak first.
 
 Two schedules:
@@ -22,6 +24,9 @@ Two schedules:
   score before it is rolled back entirely, to the model it started from.
   The run ends after ``big_patience`` rounds (a weak and a strong turn)
   without an accepted turn.
+
+With ``pretrain='both'`` each expert gets its own pretraining phase of (at
+most) ``pretrain_epochs`` epochs, the strong one first.
 
 Epochs count the same for full-batch and neighbour-sampled training. While
 an expert is pretrained the model is evaluated as that expert alone and is
@@ -48,8 +53,11 @@ class MowstStrategy(Strategy):
 
     Args:
         model (Mowst): the mixture (``star=False``).
-        pretrain_epochs (int): strong-expert-only epochs first (at most that
-            many when ``turn_patience`` is set).
+        pretrain (str): which experts are pretrained alone first:
+            ``'strong'`` (default), ``'weak'``, ``'both'`` (strong, then
+            weak) or ``'none'``.
+        pretrain_epochs (int): epochs of each pretraining phase (at most
+            that many when ``turn_patience`` is set); 0 skips pretraining.
         turn_epochs (int): epochs per turn (at most that many when
             ``turn_patience`` is set).
         turn_patience (int): evaluations without improvement that end a
@@ -59,11 +67,13 @@ class MowstStrategy(Strategy):
         **kwargs: optimiser settings (one optimiser of that kind per expert).
     """
     name = 'mowst'
+    _PRETRAIN = {'strong': ('strong', ), 'weak': ('weak', ),
+                 'both': ('strong', 'weak'), 'none': ()}
 
     def __init__(self, model: Module, *, optimizer: str = 'adam',
                  lr: float = 0.01, weight_decay: float = 0.0,
-                 grad_clip: float | None = None, pretrain_epochs: int = 0,
-                 turn_epochs: int = 1, turn_patience: int = 0,
+                 grad_clip: float | None = None, pretrain: str = 'strong',
+                 pretrain_epochs: int = 0, turn_epochs: int = 1, turn_patience: int = 0,
                  big_patience: int = 0, **_: Any) -> None:
         if not hasattr(model, 'experts') or getattr(model, 'star', True):
             raise ValueError("The 'mowst' strategy trains a Mowst model "
@@ -75,6 +85,12 @@ class MowstStrategy(Strategy):
                              f"turn_patience, big_patience >= 0, got "
                              f"{turn_epochs}, {pretrain_epochs}, "
                              f"{turn_patience} and {big_patience}")
+        if pretrain not in self._PRETRAIN:
+            raise ValueError(f"Unknown Mowst pretraining '{pretrain}'; "
+                             f"expected one of {sorted(self._PRETRAIN)}")
+        self.pretrain_order = (self._PRETRAIN[pretrain] if pretrain_epochs
+                               else ())
+        self.pretrain_idx = 0      # which expert of pretrain_order
         self.model = model
         self.grad_clip = grad_clip
         self.pretrain_epochs, self.turn_epochs = pretrain_epochs, turn_epochs
@@ -87,7 +103,7 @@ class MowstStrategy(Strategy):
         self.higher_is_better = True
         self.epoch = 1
         # validated schedule: the current phase and its bookkeeping
-        self.current = 'pretrain' if pretrain_epochs else 'weak'
+        self.current = 'pretrain' if self.pretrain_order else 'weak'
         self.turn_len = 0          # epochs into the current phase
         self.turn_bad = 0          # evaluations without improvement
         self.turn_best: float | None = None
@@ -103,10 +119,19 @@ class MowstStrategy(Strategy):
     def validated(self) -> bool:
         return self.turn_patience > 0
 
+    def pretrain_expert(self, epoch: int | None = None) -> str | None:
+        r"""The expert pretrained now (or in ``epoch`` on the fixed
+        schedule), ``None`` outside pretraining."""
+        if self.phase(epoch) != 'pretrain':
+            return None
+        if self.validated:
+            return self.pretrain_order[self.pretrain_idx]
+        e = (self.epoch if epoch is None else epoch) - 1
+        return self.pretrain_order[e // self.pretrain_epochs]
+
     def _route(self) -> None:
-        # while pretraining, evaluate the strong expert on its own
-        self.model.expert_only = ('strong' if self.phase() == 'pretrain'
-                                  else None)
+        # while pretraining, evaluate the pretrained expert on its own
+        self.model.expert_only = self.pretrain_expert()
 
     def begin_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -122,9 +147,10 @@ class MowstStrategy(Strategy):
         if self.validated:
             return self.current
         e = (self.epoch if epoch is None else epoch) - 1
-        if e < self.pretrain_epochs:
+        pretrain = self.pretrain_epochs * len(self.pretrain_order)
+        if e < pretrain:
             return 'pretrain'
-        turn = (e - self.pretrain_epochs) // self.turn_epochs
+        turn = (e - pretrain) // self.turn_epochs
         return 'weak' if turn % 2 == 0 else 'strong'
 
     # -- the validated schedule --------------------------------------------
@@ -168,10 +194,12 @@ class MowstStrategy(Strategy):
                 self.round_improved = True
             elif self.accepted_state is not None:  # roll back the turn
                 self.model.load_state_dict(self.accepted_state)
-        self.turns.append({'phase': phase, 'epochs': self.turn_len,
-                           'best_valid': (float('nan') if best is None
-                                          else best),
-                           'accepted': accepted})
+        log = {'phase': phase, 'epochs': self.turn_len,
+               'best_valid': float('nan') if best is None else best,
+               'accepted': accepted}
+        if phase == 'pretrain':
+            log['expert'] = self.pretrain_order[self.pretrain_idx]
+        self.turns.append(log)
         self.turn_len, self.turn_bad = 0, 0
         self.turn_best, self.turn_state = None, None
         finished = False
@@ -181,7 +209,11 @@ class MowstStrategy(Strategy):
             self.round_improved = False
             finished = bool(self.big_patience
                             and self.bad_rounds >= self.big_patience)
-        self.current = 'strong' if phase == 'weak' else 'weak'
+        if phase == 'pretrain' and (self.pretrain_idx + 1
+                                    < len(self.pretrain_order)):
+            self.pretrain_idx += 1
+        else:
+            self.current = 'strong' if phase == 'weak' else 'weak'
         self._route()
         return finished
 
@@ -192,11 +224,17 @@ class MowstStrategy(Strategy):
         self.higher_is_better = getattr(task, 'higher_is_better', True)
         phase = self.phase()
         if phase == 'pretrain':
+            expert = self.pretrain_expert()
+
             def call(x, edge_index, **kw):
+                if expert == 'weak':
+                    return model.weak(x)
                 return model.strong(x, edge_index, **kw)
             out, y = task.train_outputs(model, batch, call)
             loss = F.cross_entropy(out, y)
-            opt, params = self.strong_opt, model.strong_parameters()
+            opt, params = ((self.weak_opt, model.weak_parameters())
+                           if expert == 'weak' else
+                           (self.strong_opt, model.strong_parameters()))
         else:
             weak_turn = phase == 'weak'
             frozen = 'strong' if weak_turn else 'weak'
@@ -221,7 +259,7 @@ class MowstStrategy(Strategy):
         opt.step()
         return {'loss': float(loss.detach())}
 
-    _SCHEDULE = ('current', 'turn_len', 'turn_bad', 'turn_best',
+    _SCHEDULE = ('current', 'pretrain_idx', 'turn_len', 'turn_bad', 'turn_best',
                  'turn_state', 'accepted', 'accepted_state', 'bad_rounds',
                  'round_improved', 'turns', 'higher_is_better')
 
@@ -236,5 +274,7 @@ class MowstStrategy(Strategy):
         self.strong_opt.load_state_dict(state['strong'])
         self.epoch = state['epoch']
         for k in self._SCHEDULE:
-            setattr(self, k, state[k])
+            # checkpoints from before the pretraining choice had one phase
+            setattr(self, k, state.get(k, 0) if k == 'pretrain_idx'
+                    else state[k])
         self._route()
