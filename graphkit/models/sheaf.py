@@ -250,13 +250,25 @@ class Sheaf4Rec(Module):
             :math:`\mathbf{E}^{(l+1)} = (I - \Delta_\mathcal{F})
             \mathbf{E}^{(l)}`: LightGCN-style propagation whose edge weights
             are the learned restriction maps. (default: :obj:`'default'`)
+        augmented (bool): normalise the Laplacian by :math:`D + I`, as NSD
+            and the reference code do (default), or by :math:`D` (nodes
+            without edges keep zero rows). Without the augmentation
+            :math:`I - \Delta_\mathcal{F} = D_\mathcal{F}^{-1/2}
+            A_\mathcal{F} D_\mathcal{F}^{-1/2}` with
+            :math:`(A_\mathcal{F})_{vu} = f_{v,e} f_{u,e}` and
+            :math:`(D_\mathcal{F})_{vv} = \sum_e f_{v,e}^2`: it has no
+            self-loops and does not change when every map is scaled by the
+            same factor; with all maps equal and ``lin_init='fixed'`` a
+            layer is exactly LightGCN's step
+            :math:`D^{-1/2} A D^{-1/2} \mathbf{E}^{(l)}`.
+            (default: :obj:`True`)
     """
     def __init__(self, num_users: int, num_items: int,
                  embedding_dim: int = 64, num_layers: int = 5,
                  stalk_dim: int = 1, readout: str = 'concat',
                  init_std: float = 0.1,
                  map_init: float | None = None,
-                 lin_init: str = 'default') -> None:
+                 lin_init: str = 'default', augmented: bool = True) -> None:
         super().__init__()
         if lin_init not in ('default', 'identity', 'fixed'):
             raise ValueError(f"Sheaf4Rec lin_init must be 'default', "
@@ -273,7 +285,7 @@ class Sheaf4Rec(Module):
         self.num_users, self.num_items = num_users, num_items
         self.stalk_dim, self.readout, self.init_std = (stalk_dim, readout,
                                                        init_std)
-        self.lin_init = lin_init
+        self.lin_init, self.augmented = lin_init, augmented
         bias = None if map_init is None else math.atanh(map_init)
         channels = embedding_dim // stalk_dim
         self.embedding = Embedding(num_users + num_items, embedding_dim)
@@ -314,7 +326,7 @@ class Sheaf4Rec(Module):
         outs = [x]
         for learner, lin in zip(self.learners, self.lins):
             maps = learner(x.view(n, d, width // d), s.row, s.col)
-            lap = diag_sheaf_laplacian(maps, s)
+            lap = diag_sheaf_laplacian(maps, s, augmented=self.augmented)
             x = x - (lap @ lin(x).reshape(n * d, width // d)).view(n, width)
             outs.append(x)
         if self.readout == 'mean':
@@ -333,7 +345,8 @@ class Sheaf4Rec(Module):
 def sheaf4rec(num_users: int, num_items: int, embedding_dim: int = 64,
               num_layers: int = 5, stalk_dim: int = 1,
               readout: str = 'concat', init_std: float = 0.1,
-              map_init: float | None = None,
-              lin_init: str = 'default') -> Sheaf4Rec:
+              map_init: float | None = None, lin_init: str = 'default',
+              augmented: bool = True) -> Sheaf4Rec:
     return Sheaf4Rec(num_users, num_items, embedding_dim, num_layers,
-                     stalk_dim, readout, init_std, map_init, lin_init)
+                     stalk_dim, readout, init_std, map_init, lin_init,
+                     augmented)

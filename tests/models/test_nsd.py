@@ -163,10 +163,14 @@ def test_sheaf4rec_layer_matches_dense_reference(map_init):
               map_init=1.0)
 
 
-@pytest.mark.parametrize('lin_init', ['identity', 'fixed'])
-def test_sheaf4rec_identity_init_starts_as_self_loop_propagation(lin_init):
+@pytest.mark.parametrize('lin_init,augmented', [('identity', True),
+                                                ('fixed', True),
+                                                ('fixed', False)])
+def test_sheaf4rec_identity_init_starts_as_self_loop_propagation(
+        lin_init, augmented):
     # With W = I, b = 0 (or no W at all) and every map equal to 1, one layer
-    # is (D+I)^(-1/2) (A+I) (D+I)^(-1/2) x: LightGCN's step with self-loops.
+    # is (D+I)^(-1/2) (A+I) (D+I)^(-1/2) x: LightGCN's step with self-loops;
+    # normalised by D instead of D + I, it is LightGCN's D^(-1/2) A D^(-1/2).
     from torch_geometric.utils import to_dense_adj
     from graphkit.models import build
     torch.manual_seed(2)
@@ -177,7 +181,7 @@ def test_sheaf4rec_identity_init_starts_as_self_loop_propagation(lin_init):
     model = build('sheaf4rec', 'recommendation', num_users=users,
                   num_items=items, embedding_dim=6, num_layers=1,
                   readout='mean', init_std=0.5, map_init=0.5,
-                  lin_init=lin_init)
+                  lin_init=lin_init, augmented=augmented)
     if lin_init == 'identity':
         assert torch.equal(model.lins[0].weight, torch.eye(6))
         assert not model.lins[0].bias.any()
@@ -189,11 +193,19 @@ def test_sheaf4rec_identity_init_starts_as_self_loop_propagation(lin_init):
         model.learners[0].lin.bias.fill_(20.0)
         out = model(ei)
     n = users + items
-    a = to_dense_adj(ei, max_num_nodes=n)[0] + torch.eye(n)
+    a = to_dense_adj(ei, max_num_nodes=n)[0] + augmented * torch.eye(n)
     norm = a.sum(1).rsqrt()
     x = model.embedding.weight.detach()
     expected = (norm[:, None] * a * norm[None, :]) @ x
     assert torch.allclose(2 * out - x, expected, atol=1e-5)
+    if not augmented:   # the same as PyG's LGConv
+        from torch_geometric.nn import LGConv
+        assert torch.allclose(2 * out - x, LGConv()(x, ei), atol=1e-5)
+        # the maps' common scale cancels in the normalisation
+        with torch.no_grad():
+            model.learners[0].lin.bias.fill_(0.1)
+            again = model(ei)
+        assert torch.allclose(again, out, atol=1e-5)
     # the default init is not the identity
     other = build('sheaf4rec', 'recommendation', num_users=users,
                   num_items=items, embedding_dim=6, num_layers=1)
