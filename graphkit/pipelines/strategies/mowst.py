@@ -73,8 +73,9 @@ class MowstStrategy(Strategy):
     def __init__(self, model: Module, *, optimizer: str = 'adam',
                  lr: float = 0.01, weight_decay: float = 0.0,
                  grad_clip: float | None = None, pretrain: str = 'strong',
-                 pretrain_epochs: int = 0, turn_epochs: int = 1, turn_patience: int = 0,
-                 big_patience: int = 0, **_: Any) -> None:
+                 pretrain_epochs: int = 0, turn_epochs: int = 1,
+                 turn_patience: int = 0, big_patience: int = 0,
+                 **_: Any) -> None:
         if not hasattr(model, 'experts') or getattr(model, 'star', True):
             raise ValueError("The 'mowst' strategy trains a Mowst model "
                              "(--model mowst); Mowst* (mowst-star) and other "
@@ -259,9 +260,9 @@ class MowstStrategy(Strategy):
         opt.step()
         return {'loss': float(loss.detach())}
 
-    _SCHEDULE = ('current', 'pretrain_idx', 'turn_len', 'turn_bad', 'turn_best',
-                 'turn_state', 'accepted', 'accepted_state', 'bad_rounds',
-                 'round_improved', 'turns', 'higher_is_better')
+    _SCHEDULE = ('current', 'pretrain_idx', 'turn_len', 'turn_bad',
+                 'turn_best', 'turn_state', 'accepted', 'accepted_state',
+                 'bad_rounds', 'round_improved', 'turns', 'higher_is_better')
 
     def state_dict(self) -> dict[str, Any]:
         state = {'weak': self.weak_opt.state_dict(),
