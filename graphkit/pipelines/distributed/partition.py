@@ -5,11 +5,11 @@ near-equal size with few cut edges:
 
 * ``metis`` (what ``auto`` picks): METIS through PyG (``pyg-lib`` or
   ``torch-sparse`` built with METIS), else ``pymetis`` (a dependency);
-* ``rcm`` (the fallback of ``auto`` where neither is importable): the reverse Cuthill-McKee order of
-  the symmetrised graph (SciPy), cut into ``num_parts`` contiguous pieces of
-  equal size. RCM minimises the bandwidth of the reordered adjacency, so
-  every edge joins nodes close in the order and the cut of contiguous
-  pieces stays small;
+* ``rcm`` (the fallback of ``auto`` where neither is importable): the
+  reverse Cuthill-McKee order of the symmetrised graph (SciPy), cut into
+  ``num_parts`` contiguous pieces of equal size. RCM minimises the
+  bandwidth of the reordered adjacency, so every edge joins nodes close in
+  the order and the cut of contiguous pieces stays small;
 * ``bfs``: breadth-first order from the lowest-id node of each component,
   cut the same way;
 * ``contiguous``: node ids in order, cut the same way;
