@@ -191,8 +191,9 @@ class TrainConfig:
     # Recommendation: weight of the L2 penalty on the batch's layer-0
     # embeddings (None: the task's default, 1e-4).
     embedding_reg: float | None = None
-    # Link prediction: remove each batch's target links from the graph the
-    # model sees during that step (NCN's target-link removal).
+    # Link prediction and recommendation: remove each batch's target links
+    # (positive pairs) from the graph the model sees during that step
+    # (NCN's target-link removal).
     target_link_removal: bool = False
     # Halve-on-plateau learning rate (torch's ReduceLROnPlateau rule on the
     # validation loss, counted in evaluations): multiply every learning

@@ -421,10 +421,10 @@ def _fit(cfg: RunConfig, resume: bool,
                               f"is a {bundle.task} dataset")
         task_options['reg'] = cfg.train.embedding_reg
     if cfg.train.target_link_removal:
-        if bundle.task != 'link':
+        if bundle.task not in ('link', 'recommendation'):
             raise ConfigError(f"train.target_link_removal applies to link "
-                              f"prediction only; '{bundle.name}' is a "
-                              f"{bundle.task} dataset")
+                              f"prediction and recommendation only; "
+                              f"'{bundle.name}' is a {bundle.task} dataset")
         task_options['target_link_removal'] = True
     task = make_task(bundle, batch_size=cfg.train.batch_size,
                      eval_batch_size=cfg.train.eval_batch_size,

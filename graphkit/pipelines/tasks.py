@@ -590,6 +590,12 @@ class RecommendationTask(Task):
     one negative drawn once per split with a fixed generator (so it is
     comparable across epochs and does not touch the training RNG stream).
 
+    With ``target_link_removal``, the batch's positive pairs are removed,
+    in both directions, from the graph the model propagates over during
+    that step, so that a training target is not an edge of the model's
+    input, as a test target is not. Evaluation uses the whole training
+    graph.
+
     Items without training interactions are never ranked or sampled, which
     is what Sheaf4Rec's re-indexing of the training users and items amounts
     to; their embedding rows stay unused.
@@ -611,14 +617,15 @@ class RecommendationTask(Task):
             :obj:`(10, 20)`).
     """
     kind = 'recommendation'
-    static_graph = True
     default_batch_size = 1024
     # Seed of the fixed validation negatives behind ``valid_loss``.
     valid_negative_seed = 12345
 
     def __init__(self, bundle: DatasetBundle, *, reg: float = 1e-4,
-                 ks: tuple[int, ...] = (10, 20), **kwargs: Any) -> None:
+                 ks: tuple[int, ...] = (10, 20),
+                 target_link_removal: bool = False, **kwargs: Any) -> None:
         super().__init__(bundle, **kwargs)
+        self.target_link_removal = target_link_removal
         _, k_main = M.parse_ranking_metric(self.metric)
         if reg < 0:
             raise ValueError(f"reg must be >= 0, got {reg}")
@@ -634,6 +641,10 @@ class RecommendationTask(Task):
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got "
                              f"{self.batch_size}")
+
+    @property
+    def static_graph(self) -> bool:
+        return not self.target_link_removal
 
     def model_dims(self) -> dict[str, Any]:
         out = super().model_dims()
@@ -759,8 +770,24 @@ class RecommendationTask(Task):
                             f"num_items rows, the layer-0 embeddings)")
         return emb.weight
 
-    def _embed(self, model: Module) -> Tensor:
-        out = model(self.edge_index)
+    def training_graph(self, users: Tensor, pos: Tensor) -> Tensor:
+        r"""The graph the model sees while training on the pairs
+        ``(users, pos)``: the training graph, without those interactions
+        (both directions) under target-link removal."""
+        if not self.target_link_removal:
+            return self.edge_index
+        # The first half of ``edge_index`` lists the user->item edges in the
+        # order of ``train_keys``, the second half the reverse edges.
+        hit = torch.searchsorted(self.train_keys,
+                                 users * self.num_items + pos)
+        keep = torch.ones(self.num_train, dtype=torch.bool,
+                          device=self.edge_index.device)
+        keep[hit] = False
+        return self.edge_index[:, torch.cat([keep, keep])]
+
+    def _embed(self, model: Module, edge_index: Tensor | None = None
+               ) -> Tensor:
+        out = model(self.edge_index if edge_index is None else edge_index)
         n = self.num_users + self.num_items
         if out.dim() != 2 or out.size(0) != n:
             raise ValueError(f"{type(model).__name__}(edge_index) must return "
@@ -771,7 +798,7 @@ class RecommendationTask(Task):
     def loss(self, model, batch) -> Tensor:
         users, pos, neg = batch
         U = self.num_users
-        emb = self._embed(model)
+        emb = self._embed(model, self.training_graph(users, pos))
         e_u, e_p, e_n = emb[users], emb[U + pos], emb[U + neg]
         bpr = F.softplus((e_u * e_n).sum(-1) - (e_u * e_p).sum(-1)).mean()
         if not self.reg:

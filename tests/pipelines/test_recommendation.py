@@ -220,6 +220,39 @@ def test_loss_is_bpr_plus_l2_on_layer0_embeddings():
     assert torch.allclose(task.loss(model, (users, pos, neg)), ref)
 
 
+def test_target_link_removal_hides_the_batch_positives():
+    task = _task(target_link_removal=True)
+    assert not task.static_graph and _task().static_graph
+    assert not task.model_dims()['cached']
+    users, pos, neg = task.sample(16, epoch_generator(0, 1))
+    U = task.num_users
+    graph = task.training_graph(users, pos)
+    full = _pairs(task.edge_index)
+    removed = {(u, U + p) for u, p in zip(users.tolist(), pos.tolist())}
+    removed |= {(i, u) for u, i in removed}
+    assert len(removed) == 32  # 16 distinct users, one pair each
+    assert _pairs(graph) == full - removed
+    assert graph.size(1) == task.edge_index.size(1) - 32
+    # Without removal the model sees the whole training graph.
+    plain = _task()
+    assert plain.training_graph(users, pos) is plain.edge_index
+
+    # The loss is the BPR loss of the model run on the reduced graph.
+    torch.manual_seed(0)
+    model = models.build('lightgcn', 'recommendation', **task.model_dims(),
+                         num_layers=2, embedding_dim=8)
+    emb = model(graph)
+    s_pos = (emb[users] * emb[U + pos]).sum(-1)
+    s_neg = (emb[users] * emb[U + neg]).sum(-1)
+    e0 = model.embedding.weight
+    l2 = 0.5 * (e0[users].norm(dim=1)**2 + e0[U + pos].norm(dim=1)**2
+                + e0[U + neg].norm(dim=1)**2).sum() / 16
+    ref = torch.log1p(torch.exp(s_neg - s_pos)).mean() + 1e-4 * l2
+    assert torch.allclose(task.loss(model, (users, pos, neg)), ref)
+    full_loss = plain.loss(model, (users, pos, neg))
+    assert not torch.allclose(full_loss, ref)
+
+
 def test_ranking_excludes_training_and_validation_items():
     task = _task(eval_batch_size=7 * 60)  # blocks of 7 users
     model = _Table(task.num_users, task.num_items)
