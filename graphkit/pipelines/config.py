@@ -176,6 +176,8 @@ class TrainConfig:
     mowst_pretrain_epochs: int = 0
     mowst_turn_epochs: int = 1
     mowst_turn_patience: int = 0
+    # Patience of the pretraining phases (None: mowst_turn_patience).
+    mowst_pretrain_patience: int | None = None
     mowst_big_patience: int = 0
     # Forward learning (forward-* strategies; ``epochs`` counts per layer):
     # most epochs per layer (None: ``epochs``), evaluations without

@@ -211,6 +211,34 @@ def test_validated_turns_restore_best_and_roll_back():
     assert s2.phase() == 'strong' and s2.turns[0]['epochs'] == 2
 
 
+def test_pretraining_has_its_own_patience():
+    s = MowstStrategy(_model(), lr=0.05, pretrain_epochs=100,
+                      turn_epochs=100, turn_patience=2, pretrain_patience=4)
+    # pretraining ends after 4 evaluations without improvement, not 2
+    for e, v in enumerate((0.5, 0.4, 0.4, 0.4), start=1):
+        s.end_epoch(e, {'valid': v})
+    assert s.phase() == 'pretrain'
+    s.end_epoch(5, {'valid': 0.4})
+    assert s.phase() == 'weak' and s.turns[0]['epochs'] == 5
+    # the turns keep turn_patience
+    for e in (6, 7):
+        s.end_epoch(e, {'valid': 0.6 if e == 6 else 0.5})
+    assert s.phase() == 'weak'
+    s.end_epoch(8, {'valid': 0.5})
+    assert s.phase() == 'strong' and s.turns[1]['epochs'] == 3
+    # unset, pretraining uses turn_patience
+    d = MowstStrategy(_model(), lr=0.05, pretrain_epochs=100,
+                      turn_epochs=100, turn_patience=2)
+    assert d.pretrain_patience == 2
+    for e in (1, 2, 3):
+        d.end_epoch(e, {'valid': 0.5})
+    assert d.phase() == 'weak'
+    for bad in ({'pretrain_patience': 0, 'turn_patience': 2},
+                {'pretrain_patience': 3, 'turn_patience': 0}):
+        with pytest.raises(ValueError, match='pretrain_patience'):
+            MowstStrategy(_model(), pretrain_epochs=5, **bad)
+
+
 @pytest.mark.parametrize('pretrain', ['weak', 'both'])
 def test_pretraining_choice_trains_each_expert_alone(pretrain):
     data = tiny_graph()

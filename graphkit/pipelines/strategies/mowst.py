@@ -19,8 +19,9 @@ Two schedules:
   exactly ``turn_epochs`` epochs;
 * validated (``turn_patience > 0``, the reference's): pretraining and every
   turn end after ``turn_patience`` evaluations without a better validation
-  score (or at ``pretrain_epochs`` / ``turn_epochs`` epochs), and the turn's
-  best weights are restored. A turn that does not beat the best validation
+  score (``pretrain_patience`` for pretraining, when given), or at
+  ``pretrain_epochs`` / ``turn_epochs`` epochs, and the phase's best weights
+  are restored. A turn that does not beat the best validation
   score before it is rolled back entirely, to the model it started from.
   The run ends after ``big_patience`` rounds (a weak and a strong turn)
   without an accepted turn.
@@ -62,6 +63,11 @@ class MowstStrategy(Strategy):
             ``turn_patience`` is set).
         turn_patience (int): evaluations without improvement that end a
             turn; 0 for fixed-length turns.
+        pretrain_patience (int, optional): evaluations without improvement
+            that end a pretraining phase on the validated schedule
+            (default: ``turn_patience``). Giving it the backbone's own
+            patience (and ``pretrain_epochs`` its epoch budget) pretrains
+            the strong expert exactly as the backbone alone is trained.
         big_patience (int): rounds without an accepted turn that end the
             run (validated schedule only; 0 never ends it).
         **kwargs: optimiser settings (one optimiser of that kind per expert).
@@ -75,7 +81,7 @@ class MowstStrategy(Strategy):
                  grad_clip: float | None = None, pretrain: str = 'strong',
                  pretrain_epochs: int = 0, turn_epochs: int = 1,
                  turn_patience: int = 0, big_patience: int = 0,
-                 **_: Any) -> None:
+                 pretrain_patience: int | None = None, **_: Any) -> None:
         if not hasattr(model, 'experts') or getattr(model, 'star', True):
             raise ValueError("The 'mowst' strategy trains a Mowst model "
                              "(--model mowst); Mowst* (mowst-star) and other "
@@ -86,6 +92,12 @@ class MowstStrategy(Strategy):
                              f"turn_patience, big_patience >= 0, got "
                              f"{turn_epochs}, {pretrain_epochs}, "
                              f"{turn_patience} and {big_patience}")
+        if pretrain_patience is not None and (pretrain_patience < 1
+                                              or not turn_patience):
+            raise ValueError(f"pretrain_patience must be >= 1 and needs the "
+                             f"validated schedule (turn_patience > 0), got "
+                             f"pretrain_patience={pretrain_patience}, "
+                             f"turn_patience={turn_patience}")
         if pretrain not in self._PRETRAIN:
             raise ValueError(f"Unknown Mowst pretraining '{pretrain}'; "
                              f"expected one of {sorted(self._PRETRAIN)}")
@@ -96,6 +108,8 @@ class MowstStrategy(Strategy):
         self.grad_clip = grad_clip
         self.pretrain_epochs, self.turn_epochs = pretrain_epochs, turn_epochs
         self.turn_patience, self.big_patience = turn_patience, big_patience
+        self.pretrain_patience = (turn_patience if pretrain_patience is None
+                                  else pretrain_patience)
         self.weak_opt = build_optimizer(model.weak_parameters(), optimizer,
                                         lr, weight_decay)
         self.strong_opt = build_optimizer(model.strong_parameters(),
@@ -174,9 +188,10 @@ class MowstStrategy(Strategy):
                 self.turn_bad = 0
             else:
                 self.turn_bad += 1
-        limit = (self.pretrain_epochs if self.current == 'pretrain'
-                 else self.turn_epochs)
-        if self.turn_bad < self.turn_patience and self.turn_len < limit:
+        limit, patience = ((self.pretrain_epochs, self.pretrain_patience)
+                           if self.current == 'pretrain' else
+                           (self.turn_epochs, self.turn_patience))
+        if self.turn_bad < patience and self.turn_len < limit:
             return False
         return self._finish_phase()
 
