@@ -9,11 +9,16 @@ with the paired per-split difference::
 
     python benchmarks/mowst_tuned.py --datasets texas wisconsin cornell \
         --backbones sage [--lrs 0.01 0.001] [--dropouts 0.3 0.5 0.7] \
-        [--gate-dropouts 0.0 0.5] [--out runs/mowst-tuned]
+        [--gate-dropouts 0.0 0.5] [--pretrain preset backbone] \
+        [--out runs/mowst-tuned]
 
-``--gate-dropouts`` applies to Mowst only (the backbone has no gate), so
-Mowst gets that many times more candidates than its backbone, as in the
-reference protocol. Every other setting is the ``mowst-<dataset>`` preset's.
+``--gate-dropouts`` and ``--pretrain`` apply to Mowst only (the backbone has
+no gate and no pretraining), so Mowst gets more candidates than its
+backbone, as in the reference protocol. ``--pretrain preset`` pretrains the
+strong expert with the preset's phase budget (at most 400 epochs, patience
+50), ``backbone`` with the budget of the backbone alone (``train.epochs``
+and ``train.patience``). Every other setting is the ``mowst-<dataset>``
+preset's.
 Finished configurations are read back from ``--out`` with ``--resume``.
 """
 import argparse
@@ -36,9 +41,12 @@ def _fit_or_load(cfg, resume: bool):
     return fit(cfg, resume=False)
 
 
-def _tag(lr: float, dropout: float, gate: float | None) -> str:
+def _tag(lr: float, dropout: float, gate: float | None = None,
+         pretrain: str = 'preset') -> str:
     tag = f'lr{lr:g}-do{dropout:g}'
-    return tag if gate is None else f'{tag}-gdo{gate:g}'
+    if gate is not None:
+        tag = f'{tag}-gdo{gate:g}'
+    return tag if pretrain == 'preset' else f'{tag}-pretrain-{pretrain}'
 
 
 def main() -> None:
@@ -50,6 +58,10 @@ def main() -> None:
                         default=[0.3, 0.5, 0.7])
     parser.add_argument('--gate-dropouts', nargs='+', type=float,
                         default=[0.0, 0.5])
+    parser.add_argument('--pretrain', nargs='+', default=['preset'],
+                        choices=['preset', 'backbone'],
+                        help="the strong expert's pretraining budget: the "
+                             "preset's, or the backbone alone's")
     parser.add_argument('--runs', type=int, default=10)
     parser.add_argument('--out', default='runs/mowst-tuned')
     parser.add_argument('--resume', action='store_true',
@@ -63,29 +75,33 @@ def main() -> None:
     for ds, bb in itertools.product(args.datasets, args.backbones):
         best = {}
         for lr, do in itertools.product(args.lrs, args.dropouts):
-            for gate in args.gate_dropouts:
+            for gate, pre in itertools.product(args.gate_dropouts,
+                                               args.pretrain):
                 cfg = default_config('mowst', ds)
                 cfg.model.encoder = bb
                 cfg.model.dropout, cfg.optim.lr = do, lr
                 cfg.model.gate_dropout = gate
                 cfg.train.runs, cfg.train.progress = args.runs, False
-                cfg.out = str(Path(args.out) / f'mowst-{bb}-{ds}'
-                              / _tag(lr, do, gate))
+                if pre == 'backbone':
+                    cfg.train.mowst_pretrain_epochs = cfg.train.epochs
+                    cfg.train.mowst_pretrain_patience = cfg.train.patience
+                tag = _tag(lr, do, gate, pre)
+                cfg.out = str(Path(args.out) / f'mowst-{bb}-{ds}' / tag)
                 res = _fit_or_load(cfg, args.resume)
-                print(f'{ds} {bb} mowst {_tag(lr, do, gate)}: valid '
+                print(f'{ds} {bb} mowst {tag}: valid '
                       f'{100 * res.valid_mean:.2f} test '
                       f'{100 * res.test_mean:.2f}', flush=True)
                 if ('mowst' not in best
                         or res.valid_mean > best['mowst'][0].valid_mean):
-                    best['mowst'] = (res, _tag(lr, do, gate))
+                    best['mowst'] = (res, tag)
             base = encoder_baseline_config(cfg)
-            base.out = str(Path(args.out) / f'{bb}-{ds}' / _tag(lr, do, None))
+            base.out = str(Path(args.out) / f'{bb}-{ds}' / _tag(lr, do))
             res = _fit_or_load(base, args.resume)
-            print(f'{ds} {bb} alone {_tag(lr, do, None)}: valid '
+            print(f'{ds} {bb} alone {_tag(lr, do)}: valid '
                   f'{100 * res.valid_mean:.2f} test '
                   f'{100 * res.test_mean:.2f}', flush=True)
             if 'base' not in best or res.valid_mean > best['base'][0].valid_mean:
-                best['base'] = (res, _tag(lr, do, None))
+                best['base'] = (res, _tag(lr, do))
         rows.append((ds, bb, best))
 
     def acc(s):
