@@ -262,13 +262,22 @@ class Sheaf4Rec(Module):
             layer is exactly LightGCN's step
             :math:`D^{-1/2} A D^{-1/2} \mathbf{E}^{(l)}`.
             (default: :obj:`True`)
+        map_grad (bool): let the loss reach the embeddings through the
+            restriction maps (default). With :obj:`False` each learner reads
+            :math:`\operatorname{sg}(\mathbf{E}^{(l)})` (stop-gradient): the
+            maps are still learned, but the embeddings are trained only
+            through the diffusion itself, :math:`\mathbf{E}^{(l+1)} =
+            \mathbf{E}^{(l)} - \Delta_{\mathcal{F}} (\mathbf{E}^{(l)} W_l +
+            b_l)` with :math:`\Delta_\mathcal{F}` held fixed.
+            (default: :obj:`True`)
     """
     def __init__(self, num_users: int, num_items: int,
                  embedding_dim: int = 64, num_layers: int = 5,
                  stalk_dim: int = 1, readout: str = 'concat',
                  init_std: float = 0.1,
                  map_init: float | None = None,
-                 lin_init: str = 'default', augmented: bool = True) -> None:
+                 lin_init: str = 'default', augmented: bool = True,
+                 map_grad: bool = True) -> None:
         super().__init__()
         if lin_init not in ('default', 'identity', 'fixed'):
             raise ValueError(f"Sheaf4Rec lin_init must be 'default', "
@@ -286,6 +295,7 @@ class Sheaf4Rec(Module):
         self.stalk_dim, self.readout, self.init_std = (stalk_dim, readout,
                                                        init_std)
         self.lin_init, self.augmented = lin_init, augmented
+        self.map_grad = map_grad
         bias = None if map_init is None else math.atanh(map_init)
         channels = embedding_dim // stalk_dim
         self.embedding = Embedding(num_users + num_items, embedding_dim)
@@ -325,7 +335,8 @@ class Sheaf4Rec(Module):
         d, width = self.stalk_dim, x.size(1)
         outs = [x]
         for learner, lin in zip(self.learners, self.lins):
-            maps = learner(x.view(n, d, width // d), s.row, s.col)
+            h = x if self.map_grad else x.detach()
+            maps = learner(h.view(n, d, width // d), s.row, s.col)
             lap = diag_sheaf_laplacian(maps, s, augmented=self.augmented)
             x = x - (lap @ lin(x).reshape(n * d, width // d)).view(n, width)
             outs.append(x)
@@ -346,7 +357,7 @@ def sheaf4rec(num_users: int, num_items: int, embedding_dim: int = 64,
               num_layers: int = 5, stalk_dim: int = 1,
               readout: str = 'concat', init_std: float = 0.1,
               map_init: float | None = None, lin_init: str = 'default',
-              augmented: bool = True) -> Sheaf4Rec:
+              augmented: bool = True, map_grad: bool = True) -> Sheaf4Rec:
     return Sheaf4Rec(num_users, num_items, embedding_dim, num_layers,
                      stalk_dim, readout, init_std, map_init, lin_init,
-                     augmented)
+                     augmented, map_grad)

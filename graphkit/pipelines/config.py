@@ -74,10 +74,12 @@ class ModelConfig:
     map_init: float | None = None
     # Sheaf4Rec: ``identity`` starts each layer's W at I (and b at 0),
     # ``fixed`` keeps W = I untrained; std of the normal initial embeddings;
-    # Laplacian normalised by D + I (True, the reference's) or by D.
+    # Laplacian normalised by D + I (True, the reference's) or by D;
+    # gradient from the restriction maps into the embeddings (True) or not.
     lin_init: str | None = None
     init_std: float | None = None
     augmented: bool | None = None
+    map_grad: bool | None = None
     # Encoder extras: dropout on the last propagation output, edge dropout,
     # residual connections (pure encoders).
     tail_dropout: float = 0.0

@@ -163,6 +163,50 @@ def test_sheaf4rec_layer_matches_dense_reference(map_init):
               map_init=1.0)
 
 
+def test_sheaf4rec_map_grad_off_stops_the_gradient_through_the_maps():
+    # With map_grad=False, one layer is x' = x - L(sg(x)) (x W^T + c): the
+    # same output, the embeddings' gradient is that of the dense reference
+    # with the Laplacian held constant, and the learner is still trained.
+    from graphkit.models import build
+    torch.manual_seed(2)
+    users, items, dim = 4, 5, 6
+    pairs = torch.tensor([[0, 0, 1, 2, 3, 3], [0, 1, 2, 3, 4, 1]])
+    ei = torch.cat([torch.stack([pairs[0], pairs[1] + users]),
+                    torch.stack([pairs[1] + users, pairs[0]])], dim=1)
+    kw = dict(num_users=users, num_items=items, embedding_dim=dim,
+              num_layers=1, readout='mean', init_std=0.5, map_init=0.5)
+    on = build('sheaf4rec', 'recommendation', **kw)
+    off = build('sheaf4rec', 'recommendation', map_grad=False, **kw)
+    off.load_state_dict(on.state_dict())
+    n = users + items
+    x0 = on.embedding.weight.detach()
+    w = on.learners[0].lin.weight.detach()[0]
+    b = float(on.learners[0].lin.bias)
+    lap = torch.zeros(n, n)
+    for v, u in ei.t().tolist():
+        f_vu = torch.tanh(w[:dim] @ x0[v] + w[dim:] @ x0[u] + b)
+        f_uv = torch.tanh(w[:dim] @ x0[u] + w[dim:] @ x0[v] + b)
+        lap[v, v] += f_vu ** 2
+        lap[v, u] = -f_vu * f_uv
+    norm = (torch.diagonal(lap) + 1).rsqrt()
+    lap = norm[:, None] * lap * norm[None, :]
+    lin = on.lins[0]
+    x = x0.clone().requires_grad_()
+    ref = 0.5 * (x + x - lap @ (x @ lin.weight.detach().t()
+                                 + lin.bias.detach()))
+    target = torch.randn(n, dim)
+    (ref * target).sum().backward()
+    out_on, out_off = on(ei), off(ei)
+    assert torch.allclose(out_on, out_off)
+    (out_off * target).sum().backward()
+    (out_on * target).sum().backward()
+    assert torch.allclose(off.embedding.weight.grad, x.grad, atol=1e-5)
+    assert not torch.allclose(on.embedding.weight.grad, x.grad, atol=1e-5)
+    grad = off.learners[0].lin.weight.grad
+    assert grad is not None and bool(grad.abs().sum() > 0)
+    assert torch.allclose(grad, on.learners[0].lin.weight.grad)
+
+
 @pytest.mark.parametrize('lin_init,augmented', [('identity', True),
                                                 ('fixed', True),
                                                 ('fixed', False)])
