@@ -124,6 +124,21 @@ def test_sheaf4rec_contract_equivariance_and_gradients(stalk_dim, readout,
               embedding_dim=8, stalk_dim=3)
 
 
+def _dense_scalar_sheaf_laplacian(ei, x, w, b):
+    r"""Dense normalised Laplacian of scalar maps F_ve = tanh(w1.x_v +
+    w2.x_u + b) per directed edge (v, u): L[v, v] = sum_e F_ve^2,
+    L[v, u] = -F_ve F_ue, scaled by (diag(L) + 1)^(-1/2) on both sides."""
+    n, dim = x.shape
+    lap = torch.zeros(n, n)
+    for v, u in ei.t().tolist():
+        f_vu = torch.tanh(w[:dim] @ x[v] + w[dim:] @ x[u] + b)
+        f_uv = torch.tanh(w[:dim] @ x[u] + w[dim:] @ x[v] + b)
+        lap[v, v] += f_vu ** 2
+        lap[v, u] = -f_vu * f_uv
+    norm = (torch.diagonal(lap) + 1).rsqrt()
+    return norm[:, None] * lap * norm[None, :]
+
+
 @pytest.mark.parametrize('map_init', [None, 0.6])
 def test_sheaf4rec_layer_matches_dense_reference(map_init):
     # One Sheaf4Rec step against a dense build of the scalar-map sheaf
@@ -139,20 +154,12 @@ def test_sheaf4rec_layer_matches_dense_reference(map_init):
     model = build('sheaf4rec', 'recommendation', num_users=users,
                   num_items=items, embedding_dim=dim, num_layers=1,
                   readout='mean', init_std=0.5, map_init=map_init)
-    n = users + items
     x = model.embedding.weight.detach()
     w = model.learners[0].lin.weight.detach()[0]
     b = 0.0 if map_init is None else float(model.learners[0].lin.bias)
     if map_init is not None:
         assert b == pytest.approx(float(torch.atanh(torch.tensor(map_init))))
-    lap = torch.zeros(n, n)
-    for v, u in ei.t().tolist():
-        f_vu = torch.tanh(w[:dim] @ x[v] + w[dim:] @ x[u] + b)
-        f_uv = torch.tanh(w[:dim] @ x[u] + w[dim:] @ x[v] + b)
-        lap[v, v] += f_vu ** 2
-        lap[v, u] = -f_vu * f_uv
-    norm = (torch.diagonal(lap) + 1).rsqrt()
-    lap = norm[:, None] * lap * norm[None, :]
+    lap = _dense_scalar_sheaf_laplacian(ei, x, w, b)
     lin = model.lins[0]
     expected = x - lap @ (x @ lin.weight.detach().t() + lin.bias.detach())
     with torch.no_grad():
@@ -182,14 +189,7 @@ def test_sheaf4rec_map_grad_off_stops_the_gradient_through_the_maps():
     x0 = on.embedding.weight.detach()
     w = on.learners[0].lin.weight.detach()[0]
     b = float(on.learners[0].lin.bias)
-    lap = torch.zeros(n, n)
-    for v, u in ei.t().tolist():
-        f_vu = torch.tanh(w[:dim] @ x0[v] + w[dim:] @ x0[u] + b)
-        f_uv = torch.tanh(w[:dim] @ x0[u] + w[dim:] @ x0[v] + b)
-        lap[v, v] += f_vu ** 2
-        lap[v, u] = -f_vu * f_uv
-    norm = (torch.diagonal(lap) + 1).rsqrt()
-    lap = norm[:, None] * lap * norm[None, :]
+    lap = _dense_scalar_sheaf_laplacian(ei, x0, w, b)
     lin = on.lins[0]
     x = x0.clone().requires_grad_()
     ref = 0.5 * (x + x - lap @ (x @ lin.weight.detach().t()
