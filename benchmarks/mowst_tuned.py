@@ -100,7 +100,8 @@ def main() -> None:
             print(f'{ds} {bb} alone {_tag(lr, do)}: valid '
                   f'{100 * res.valid_mean:.2f} test '
                   f'{100 * res.test_mean:.2f}', flush=True)
-            if 'base' not in best or res.valid_mean > best['base'][0].valid_mean:
+            if ('base' not in best
+                    or res.valid_mean > best['base'][0].valid_mean):
                 best['base'] = (res, _tag(lr, do))
         rows.append((ds, bb, best))
 
