@@ -49,6 +49,15 @@ def _tag(lr: float, dropout: float, gate: float | None = None,
     return tag if pretrain == 'preset' else f'{tag}-pretrain-{pretrain}'
 
 
+def _keep(best: dict, key: str, res, tag: str, label: str) -> None:
+    r"""Prints one configuration's scores and keeps it in ``best[key]``
+    if its mean validation accuracy is the highest so far."""
+    print(f'{label} {tag}: valid {100 * res.valid_mean:.2f} test '
+          f'{100 * res.test_mean:.2f}', flush=True)
+    if key not in best or res.valid_mean > best[key][0].valid_mean:
+        best[key] = (res, tag)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--datasets', nargs='+', default=['texas'])
@@ -87,22 +96,12 @@ def main() -> None:
                     cfg.train.mowst_pretrain_patience = cfg.train.patience
                 tag = _tag(lr, do, gate, pre)
                 cfg.out = str(Path(args.out) / f'mowst-{bb}-{ds}' / tag)
-                res = _fit_or_load(cfg, args.resume)
-                print(f'{ds} {bb} mowst {tag}: valid '
-                      f'{100 * res.valid_mean:.2f} test '
-                      f'{100 * res.test_mean:.2f}', flush=True)
-                if ('mowst' not in best
-                        or res.valid_mean > best['mowst'][0].valid_mean):
-                    best['mowst'] = (res, tag)
+                _keep(best, 'mowst', _fit_or_load(cfg, args.resume), tag,
+                      f'{ds} {bb} mowst')
             base = encoder_baseline_config(cfg)
             base.out = str(Path(args.out) / f'{bb}-{ds}' / _tag(lr, do))
-            res = _fit_or_load(base, args.resume)
-            print(f'{ds} {bb} alone {_tag(lr, do)}: valid '
-                  f'{100 * res.valid_mean:.2f} test '
-                  f'{100 * res.test_mean:.2f}', flush=True)
-            if ('base' not in best
-                    or res.valid_mean > best['base'][0].valid_mean):
-                best['base'] = (res, _tag(lr, do))
+            _keep(best, 'base', _fit_or_load(base, args.resume),
+                  _tag(lr, do), f'{ds} {bb} alone')
         rows.append((ds, bb, best))
 
     def acc(s):
