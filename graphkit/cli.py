@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help='also train MODEL (its own preset for the dataset '
                      'if any) on the same data, splits, seeds, runs and '
                      'epochs, and print both (repeatable)')
+    run.add_argument('--compare', action='append', default=[],
+                     metavar='MODEL',
+                     help='also train MODEL with every setting of this run '
+                     '(layers, widths, optimiser, loss weights, data, '
+                     'splits, seeds, epochs): only the model is swapped; '
+                     'outputs in <out>/compare-MODEL (repeatable)')
     run.add_argument('--no-baseline', action='store_true',
                      help='train only the named model, without the '
                      'comparison run its registry entry adds by default '
@@ -197,13 +203,26 @@ def encoder_baseline_config(cfg):
     return base
 
 
-def ablation_baseline_config(cfg, model: str):
+def ablation_baseline_config(cfg, model: str, label: str | None = None):
     r"""``cfg`` with the model swapped for ``model`` (e.g. NCN's GAE
     ablation) and every other setting kept: the same encoder, widths,
     optimiser, data, splits, seeds and epochs; its outputs go to
-    ``<out>/baseline-<model>``."""
-    base = _beside(cfg, model)
+    ``<out>/baseline-<label>`` (default label: ``model``)."""
+    from graphkit.models import resolve
+    resolve(model)  # a clear error for an unknown name, before training
+    base = _beside(cfg, label or model)
     base.model.name = model
+    return base
+
+
+def compare_config(cfg, model: str):
+    r"""``--compare``: ``model`` trained with every setting of ``cfg``
+    (the protocol of reference codes that train all models through one
+    script with one set of hyperparameters); outputs in
+    ``<out>/compare-<model>``."""
+    from pathlib import Path
+    base = ablation_baseline_config(cfg, model)
+    base.out = str(Path(base.out).parent / f'compare-{model}')
     return base
 
 
@@ -221,13 +240,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from graphkit.pipelines import fit
     from graphkit.pipelines import results as R
     cfg = config_from_args(args)
-    if args.no_baseline and args.baseline:
+    if args.no_baseline and (args.baseline or args.compare):
         from graphkit.pipelines.config import ConfigError
-        raise ConfigError("--no-baseline and --baseline contradict each "
-                          "other; give one of them")
+        flag = '--baseline' if args.baseline else '--compare'
+        raise ConfigError(f"--no-baseline and {flag} contradict each "
+                          f"other; give one of them")
     baselines = [baseline_config(cfg, name) for name in args.baseline]
+    baselines += [compare_config(cfg, name) for name in args.compare]
     entry = resolve(cfg.model.name)
-    auto = not (args.baseline or args.no_baseline)
+    auto = not (args.baseline or args.compare or args.no_baseline)
     if entry.compare_encoder and auto:
         baselines.append(encoder_baseline_config(cfg))
     if auto:

@@ -120,6 +120,35 @@ def test_baseline_runs_on_the_same_splits_and_seeds(tmp_path, capsys):
     assert 'nope' in capsys.readouterr().err
 
 
+def test_compare_trains_another_model_with_every_setting(tmp_path, capsys):
+    code = main(['run', '--model', 'sage', '--dataset', 'karate', '--epochs',
+                 '2', '--runs', '2', '--out', str(tmp_path / 'r'),
+                 '--set', 'model.hidden_channels=8', '--set', 'optim.lr=0.03',
+                 '--compare', 'gcn', '--baseline', 'gcn', '--no-progress'])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert '| sage | karate |' in out and out.count('| gcn | karate |') == 2
+    main_cfg = json.loads((tmp_path / 'r' / 'config.json').read_text())
+    same = json.loads((tmp_path / 'r' / 'compare-gcn' /
+                       'config.json').read_text())
+    own = json.loads((tmp_path / 'r' / 'baseline-gcn' /
+                      'config.json').read_text())
+    # --compare swaps the model and keeps every setting; --baseline takes
+    # the baseline's own settings
+    assert same['config']['model'] == dict(main_cfg['config']['model'],
+                                           name='gcn')
+    assert same['config']['optim'] == main_cfg['config']['optim']
+    assert own['config']['optim']['lr'] != 0.03
+    runs = read_records(tmp_path / 'r' / 'compare-gcn' / 'runs.jsonl')
+    assert [r.seed for r in runs] == [
+        r.seed for r in read_records(tmp_path / 'r' / 'runs.jsonl')]
+    assert main(['run', '--dataset', 'karate', '--compare', 'nope']) == 2
+    assert 'nope' in capsys.readouterr().err
+    assert main(['run', '--dataset', 'karate', '--compare', 'mlp',
+                 '--no-baseline']) == 2
+    assert 'contradict' in capsys.readouterr().err
+
+
 def test_ncn_trains_its_gae_ablation_beside_it(tmp_path, capsys):
     code = main(['run', '--model', 'ncn', '--dataset', 'csbm', '--set',
                  'data.task=link', '--set', 'data.metric=auc', '--epochs',

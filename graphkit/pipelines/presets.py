@@ -249,6 +249,19 @@ preset('sheaf4rec-movielens-100k')(_rec_preset('sheaf4rec', 5, 1.0,
 preset('lightgcn-movielens-100k')(_rec_preset('lightgcn', 3, 1e-4))
 
 
+@preset('sheaf4rec-v1-movielens-100k')
+def sheaf4rec_v1_movielens_100k() -> RunConfig:
+    r"""Sheaf4Rec as in the first version's ML-100K code: 10 layers, d = 1,
+    mean readout over the layers, embeddings from N(0, 0.1^2), Adam lr 5e-3,
+    L2 weight 1e-4 (applied in that version), batch 1024, 100 epochs. That
+    code trains LightGCN through the same class with the same settings:
+    ``--compare lightgcn`` does the same."""
+    cfg = _rec_preset('sheaf4rec', 10, 1e-4, stalk_dim=1, readout='mean',
+                      init_std=0.1)()
+    cfg.optim.lr = 5e-3
+    return cfg
+
+
 @preset('nsd-diag-ogbl-ddi')
 def nsd_diag_ogbl_ddi() -> RunConfig:
     r"""A diagonal sheaf encoder on ogbl-ddi with the GCN baseline's budget:

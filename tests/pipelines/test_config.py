@@ -69,3 +69,20 @@ def test_ddi_gae_presets_follow_the_ogb_example():
         assert (cfg.optim.grad_clip, cfg.optim.clip_per_module) == (1.0,
                                                                      True)
         assert cfg.optim.lr == 0.005 and cfg.train.batch_size == 65536
+
+
+def test_sheaf4rec_v1_preset_builds_both_models_with_one_setting():
+    from graphkit.models.registry import call_with_supported, resolve
+    cfg = get_preset('sheaf4rec-v1-movielens-100k')
+    assert (cfg.model.num_layers, cfg.model.readout, cfg.model.init_std,
+            cfg.optim.lr, cfg.train.embedding_reg) == (10, 'mean', 0.1,
+                                                      5e-3, 1e-4)
+    kwargs = {k: v for k, v in vars(cfg.model).items()
+              if v is not None and k != 'name'}
+    kwargs.update(num_users=4, num_items=3)
+    for name in ('sheaf4rec', 'lightgcn'):
+        model, used = call_with_supported(resolve(name).builder, kwargs)
+        # the same depth and the same N(0, 0.1^2) initial embeddings
+        assert {'num_layers', 'init_std'} <= used
+        assert model.num_layers == 10
+        assert 0.05 < float(model.embedding.weight.std()) < 0.15
