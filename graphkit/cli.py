@@ -203,14 +203,14 @@ def encoder_baseline_config(cfg):
     return base
 
 
-def ablation_baseline_config(cfg, model: str, label: str | None = None):
+def ablation_baseline_config(cfg, model: str):
     r"""``cfg`` with the model swapped for ``model`` (e.g. NCN's GAE
     ablation) and every other setting kept: the same encoder, widths,
     optimiser, data, splits, seeds and epochs; its outputs go to
-    ``<out>/baseline-<label>`` (default label: ``model``)."""
+    ``<out>/baseline-<model>``."""
     from graphkit.models import resolve
     resolve(model)  # a clear error for an unknown name, before training
-    base = _beside(cfg, label or model)
+    base = _beside(cfg, model)
     base.model.name = model
     return base
 
