@@ -156,10 +156,10 @@ def config_from_args(args: argparse.Namespace):
     return cfg
 
 
-def _beside(cfg, label: str, base=None):
+def _beside(cfg, label: str, base=None, kind: str = 'baseline'):
     r"""``base`` (default: a copy of ``cfg`` without its preset name) as a
     comparison run beside ``cfg``, with outputs in
-    ``<out>/baseline-<label>``."""
+    ``<out>/<kind>-<label>``."""
     import copy
     from pathlib import Path
 
@@ -168,7 +168,7 @@ def _beside(cfg, label: str, base=None):
         base = copy.deepcopy(cfg)
         base.preset = None
     out = Path(cfg.out) if cfg.out else _default_out(cfg)
-    base.out = str(out / f'baseline-{label}')
+    base.out = str(out / f'{kind}-{label}')
     return base
 
 
@@ -203,14 +203,14 @@ def encoder_baseline_config(cfg):
     return base
 
 
-def ablation_baseline_config(cfg, model: str):
+def ablation_baseline_config(cfg, model: str, kind: str = 'baseline'):
     r"""``cfg`` with the model swapped for ``model`` (e.g. NCN's GAE
     ablation) and every other setting kept: the same encoder, widths,
     optimiser, data, splits, seeds and epochs; its outputs go to
-    ``<out>/baseline-<model>``."""
+    ``<out>/<kind>-<model>``."""
     from graphkit.models import resolve
     resolve(model)  # a clear error for an unknown name, before training
-    base = _beside(cfg, model)
+    base = _beside(cfg, model, kind=kind)
     base.model.name = model
     return base
 
@@ -220,10 +220,7 @@ def compare_config(cfg, model: str):
     (the protocol of reference codes that train all models through one
     script with one set of hyperparameters); outputs in
     ``<out>/compare-<model>``."""
-    from pathlib import Path
-    base = ablation_baseline_config(cfg, model)
-    base.out = str(Path(base.out).parent / f'compare-{model}')
-    return base
+    return ablation_baseline_config(cfg, model, kind='compare')
 
 
 def backprop_baseline_config(cfg):
