@@ -181,6 +181,9 @@ class TrainConfig:
     # Patience of the pretraining phases (None: mowst_turn_patience).
     mowst_pretrain_patience: int | None = None
     mowst_big_patience: int = 0
+    # Every dropout of the model from the first turn on (None: unchanged;
+    # the reference's --dropout_gate).
+    mowst_dropout: float | None = None
     # Forward learning (forward-* strategies; ``epochs`` counts per layer):
     # most epochs per layer (None: ``epochs``), evaluations without
     # improvement that end a layer, reuse of a frozen input's aggregation

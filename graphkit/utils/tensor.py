@@ -8,7 +8,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 __all__ = ['mask_dropout', 'MaskDropout', 'check_index', 'peak_memory_mb',
-           'run_recomputed']
+           'run_recomputed', 'set_dropout']
 
 
 def mask_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
@@ -42,6 +42,35 @@ class MaskDropout(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f'p={self.p}'
+
+
+def set_dropout(module: torch.nn.Module, p: float) -> int:
+    r"""Sets every dropout probability in ``module`` and its children to
+    ``p``: the ``p`` of :class:`torch.nn.Dropout`-like modules (anything
+    with a float ``p`` and a ``dropout`` in its class name, e.g.
+    :class:`MaskDropout`), float attributes named ``dropout`` (the
+    functional-dropout convention, e.g. attention dropout in PyG's
+    ``GATConv``), and lists of floats named ``dropout``, as in PyG's
+    :class:`~torch_geometric.nn.models.MLP`, whose hidden-layer entries are
+    set and whose last entry, the dropout on the output, is kept. Returns
+    how many were set."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    count = 0
+    for m in module.modules():
+        if ('dropout' in type(m).__name__.lower()
+                and isinstance(getattr(m, 'p', None), float)):
+            m.p = p
+            count += 1
+        value = m.__dict__.get('dropout')
+        if isinstance(value, float):
+            m.dropout = p
+            count += 1
+        elif (isinstance(value, (list, tuple)) and value
+              and all(isinstance(v, float) for v in value)):
+            m.dropout = type(value)([p] * (len(value) - 1) + [value[-1]])
+            count += 1
+    return count
 
 
 def check_index(index: Tensor, name: str = 'edge_index',

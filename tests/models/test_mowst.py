@@ -286,6 +286,47 @@ def test_pretraining_choice_trains_each_expert_alone(pretrain):
         MowstStrategy(_model(), pretrain='gnn', pretrain_epochs=1)
 
 
+def _dropouts(model):
+    return sorted({m.p for m in model.modules()
+                   if isinstance(m, torch.nn.Dropout)} |
+                  {p for m in model.modules()
+                   for p in (m.__dict__.get('dropout') or [])[:-1]})
+
+
+@pytest.mark.parametrize('validated', [False, True])
+def test_dropout_switches_after_pretraining(validated):
+    def make():
+        torch.manual_seed(0)
+        return build('mowst', 'node', in_channels=3, out_channels=3,
+                     hidden_channels=8, dropout=0.1, gate_dropout=0.2,
+                     encoder='sage')
+    model = make()
+    kw = dict(turn_epochs=3, turn_patience=2) if validated else {}
+    s = MowstStrategy(model, lr=0.05, pretrain_epochs=2, dropout=0.5, **kw)
+    assert _dropouts(model) == [0.1, 0.2]     # pretraining: unchanged
+    for e in (1, 2):
+        s.begin_epoch(e)
+        assert s.phase() == 'pretrain' and _dropouts(model) == [0.1, 0.2]
+        s.end_epoch(e, {'valid': 0.5})
+    s.begin_epoch(3)
+    assert s.phase() == 'weak'
+    assert _dropouts(model) == [0.5]          # both experts and the gate
+    # resuming after pretraining rebuilds the model and switches it again
+    state = s.state_dict()
+    fresh = make()
+    r = MowstStrategy(fresh, lr=0.05, pretrain_epochs=2, dropout=0.5, **kw)
+    assert _dropouts(fresh) == [0.1, 0.2]
+    r.load_state_dict(state)
+    assert _dropouts(fresh) == [0.5]
+    # unset: the model keeps its dropouts
+    plain = make()
+    p = MowstStrategy(plain, lr=0.05, pretrain_epochs=2)
+    p.begin_epoch(3)
+    assert p.phase() == 'weak' and _dropouts(plain) == [0.1, 0.2]
+    with pytest.raises(ValueError, match='mowst_dropout'):
+        MowstStrategy(make(), pretrain_epochs=2, dropout=1.2)
+
+
 def test_minibatch_inference_skips_the_strong_expert():
     from graphkit.data import load
     from graphkit.pipelines.tasks import NodeTask

@@ -45,6 +45,7 @@ from torch.nn import Module
 from graphkit.layers.mowst import mowst_loss
 from graphkit.pipelines.strategies.backprop import NonFiniteLossError
 from graphkit.pipelines.strategies.base import Strategy, build_optimizer
+from graphkit.utils.tensor import set_dropout
 
 __all__ = ['MowstStrategy']
 
@@ -70,6 +71,11 @@ class MowstStrategy(Strategy):
             the strong expert exactly as the backbone alone is trained.
         big_patience (int): rounds without an accepted turn that end the
             run (validated schedule only; 0 never ends it).
+        dropout (float, optional): after pretraining (from the first turn
+            on), every dropout probability of the model, both experts and
+            the gate, is set to this value, as the reference code does
+            with its ``--dropout_gate`` (:func:`~graphkit.utils.tensor.
+            set_dropout`; :obj:`None` keeps the model's own).
         **kwargs: optimiser settings (one optimiser of that kind per expert).
     """
     name = 'mowst'
@@ -81,7 +87,8 @@ class MowstStrategy(Strategy):
                  grad_clip: float | None = None, pretrain: str = 'strong',
                  pretrain_epochs: int = 0, turn_epochs: int = 1,
                  turn_patience: int = 0, big_patience: int = 0,
-                 pretrain_patience: int | None = None, **_: Any) -> None:
+                 pretrain_patience: int | None = None,
+                 dropout: float | None = None, **_: Any) -> None:
         if not hasattr(model, 'experts') or getattr(model, 'star', True):
             raise ValueError("The 'mowst' strategy trains a Mowst model "
                              "(--model mowst); Mowst* (mowst-star) and other "
@@ -98,6 +105,9 @@ class MowstStrategy(Strategy):
                              f"validated schedule (turn_patience > 0), got "
                              f"pretrain_patience={pretrain_patience}, "
                              f"turn_patience={turn_patience}")
+        if dropout is not None and not 0.0 <= dropout < 1.0:
+            raise ValueError(f"train.mowst_dropout must be in [0, 1), got "
+                             f"{dropout}")
         if pretrain not in self._PRETRAIN:
             raise ValueError(f"Unknown Mowst pretraining '{pretrain}'; "
                              f"expected one of {sorted(self._PRETRAIN)}")
@@ -128,6 +138,8 @@ class MowstStrategy(Strategy):
         self.bad_rounds = 0
         self.round_improved = False
         self.turns: list[dict[str, Any]] = []   # log of finished phases
+        self.dropout = dropout
+        self.dropout_set = False
         self._route()
 
     @property
@@ -147,6 +159,12 @@ class MowstStrategy(Strategy):
     def _route(self) -> None:
         # while pretraining, evaluate the pretrained expert on its own
         self.model.expert_only = self.pretrain_expert()
+        if (self.dropout is not None and not self.dropout_set
+                and self.phase() != 'pretrain'):
+            if not set_dropout(self.model, self.dropout):
+                raise ValueError(f"train.mowst_dropout={self.dropout}: "
+                                 f"the model has no dropout to set")
+            self.dropout_set = True
 
     def begin_epoch(self, epoch: int) -> None:
         self.epoch = epoch
