@@ -10,14 +10,16 @@ with the paired per-split difference::
     python benchmarks/mowst_tuned.py --datasets texas wisconsin cornell \
         --backbones sage [--lrs 0.01 0.001] [--dropouts 0.3 0.5 0.7] \
         [--gate-dropouts 0.0 0.5] [--pretrain preset backbone] \
-        [--out runs/mowst-tuned]
+        [--switch-dropouts none 0.5] [--out runs/mowst-tuned]
 
-``--gate-dropouts`` and ``--pretrain`` apply to Mowst only (the backbone has
-no gate and no pretraining), so Mowst gets more candidates than its
-backbone, as in the reference protocol. ``--pretrain preset`` pretrains the
-strong expert with the preset's phase budget (at most 400 epochs, patience
-50), ``backbone`` with the budget of the backbone alone (``train.epochs``
-and ``train.patience``). Every other setting is the ``mowst-<dataset>``
+``--gate-dropouts``, ``--pretrain`` and ``--switch-dropouts`` (every
+dropout of the model set to this value when pretraining ends, the
+reference's ``--dropout_gate``; ``none`` keeps them) apply to Mowst only
+(the backbone has no gate and no pretraining), so Mowst gets more
+candidates than its backbone, as in the reference protocol.
+``--pretrain preset`` pretrains the strong expert with the preset's phase
+budget (at most 400 epochs, patience 50), ``backbone`` with the budget of
+the backbone alone (``train.epochs`` and ``train.patience``). Every other setting is the ``mowst-<dataset>``
 preset's.
 Finished configurations are read back from ``--out`` with ``--resume``.
 """
@@ -42,11 +44,23 @@ def _fit_or_load(cfg, resume: bool):
 
 
 def _tag(lr: float, dropout: float, gate: float | None = None,
-         pretrain: str = 'preset') -> str:
+         pretrain: str = 'preset', switch: float | None = None) -> str:
     tag = f'lr{lr:g}-do{dropout:g}'
     if gate is not None:
         tag = f'{tag}-gdo{gate:g}'
-    return tag if pretrain == 'preset' else f'{tag}-pretrain-{pretrain}'
+    if pretrain != 'preset':
+        tag = f'{tag}-pretrain-{pretrain}'
+    return tag if switch is None else f'{tag}-switch{switch:g}'
+
+
+def _switch(value: str) -> float | None:
+    if value == 'none':
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'none' or a dropout in [0, 1), got {value!r}")
 
 
 def _keep(best: dict, key: str, res, tag: str, label: str) -> None:
@@ -71,21 +85,26 @@ def main() -> None:
                         choices=['preset', 'backbone'],
                         help="the strong expert's pretraining budget: the "
                              "preset's, or the backbone alone's")
+    parser.add_argument('--switch-dropouts', nargs='+', type=_switch,
+                        default=[None],
+                        help="dropout of every module after pretraining "
+                             "('none': unchanged)")
     parser.add_argument('--runs', type=int, default=10)
     parser.add_argument('--out', default='runs/mowst-tuned')
     parser.add_argument('--resume', action='store_true',
                         help='read back the configurations already finished '
                              'in --out instead of training them again')
     args = parser.parse_args()
-    for value in args.dropouts + args.gate_dropouts:
+    switches = [v for v in args.switch_dropouts if v is not None]
+    for value in args.dropouts + args.gate_dropouts + switches:
         if not 0.0 <= value < 1.0:
             raise SystemExit(f'dropout values must lie in [0, 1), got {value}')
     rows = []
     for ds, bb in itertools.product(args.datasets, args.backbones):
         best = {}
         for lr, do in itertools.product(args.lrs, args.dropouts):
-            for gate, pre in itertools.product(args.gate_dropouts,
-                                               args.pretrain):
+            for gate, pre, sw in itertools.product(
+                    args.gate_dropouts, args.pretrain, args.switch_dropouts):
                 cfg = default_config('mowst', ds)
                 cfg.model.encoder = bb
                 cfg.model.dropout, cfg.optim.lr = do, lr
@@ -94,7 +113,8 @@ def main() -> None:
                 if pre == 'backbone':
                     cfg.train.mowst_pretrain_epochs = cfg.train.epochs
                     cfg.train.mowst_pretrain_patience = cfg.train.patience
-                tag = _tag(lr, do, gate, pre)
+                cfg.train.mowst_dropout = sw
+                tag = _tag(lr, do, gate, pre, sw)
                 cfg.out = str(Path(args.out) / f'mowst-{bb}-{ds}' / tag)
                 _keep(best, 'mowst', _fit_or_load(cfg, args.resume), tag,
                       f'{ds} {bb} mowst')
