@@ -19,8 +19,8 @@ reference's ``--dropout_gate``; ``none`` keeps them) apply to Mowst only
 candidates than its backbone, as in the reference protocol.
 ``--pretrain preset`` pretrains the strong expert with the preset's phase
 budget (at most 400 epochs, patience 50), ``backbone`` with the budget of
-the backbone alone (``train.epochs`` and ``train.patience``). Every other setting is the ``mowst-<dataset>``
-preset's.
+the backbone alone (``train.epochs`` and ``train.patience``). Every other
+setting is the ``mowst-<dataset>`` preset's.
 Finished configurations are read back from ``--out`` with ``--resume``.
 """
 import argparse
