@@ -139,7 +139,6 @@ class MowstStrategy(Strategy):
         self.round_improved = False
         self.turns: list[dict[str, Any]] = []   # log of finished phases
         self.dropout = dropout
-        self.dropout_set = False
         self._route()
 
     @property
@@ -159,12 +158,11 @@ class MowstStrategy(Strategy):
     def _route(self) -> None:
         # while pretraining, evaluate the pretrained expert on its own
         self.model.expert_only = self.pretrain_expert()
-        if (self.dropout is not None and not self.dropout_set
-                and self.phase() != 'pretrain'):
+        if self.dropout is not None and self.phase() != 'pretrain':
+            # idempotent, so a resumed (rebuilt) model is switched again
             if not set_dropout(self.model, self.dropout):
                 raise ValueError(f"train.mowst_dropout={self.dropout}: "
                                  f"the model has no dropout to set")
-            self.dropout_set = True
 
     def begin_epoch(self, epoch: int) -> None:
         self.epoch = epoch
