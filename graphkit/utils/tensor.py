@@ -7,8 +7,14 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ['mask_dropout', 'MaskDropout', 'check_index', 'peak_memory_mb',
-           'run_recomputed', 'set_dropout']
+__all__ = ['mask_dropout', 'MaskDropout', 'check_dropout', 'check_index',
+           'peak_memory_mb', 'run_recomputed', 'set_dropout']
+
+
+def check_dropout(p: float, name: str = 'dropout probability') -> None:
+    r"""Raises a clear error unless ``p`` lies in :math:`[0, 1)`."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {p}")
 
 
 def mask_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
@@ -19,8 +25,7 @@ def mask_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     is drawn with :func:`torch.rand`, which is about twice as fast on CPU for
     wide feature matrices (e.g. bag-of-words inputs).
     """
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    check_dropout(p)
     if not training or p == 0.0:
         return x
     scale = torch.rand(x.shape, device=x.device, dtype=x.dtype)
@@ -32,9 +37,7 @@ class MaskDropout(torch.nn.Module):
     distribution, faster mask on CPU)."""
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got "
-                             f"{p}")
+        check_dropout(p)
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
@@ -54,8 +57,7 @@ def set_dropout(module: torch.nn.Module, p: float) -> int:
     :class:`~torch_geometric.nn.models.MLP`, whose hidden-layer entries are
     set and whose last entry, the dropout on the output, is kept. Returns
     how many were set."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    check_dropout(p)
     count = 0
     for m in module.modules():
         if ('dropout' in type(m).__name__.lower()

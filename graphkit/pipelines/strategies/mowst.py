@@ -45,7 +45,7 @@ from torch.nn import Module
 from graphkit.layers.mowst import mowst_loss
 from graphkit.pipelines.strategies.backprop import NonFiniteLossError
 from graphkit.pipelines.strategies.base import Strategy, build_optimizer
-from graphkit.utils.tensor import set_dropout
+from graphkit.utils.tensor import check_dropout, set_dropout
 
 __all__ = ['MowstStrategy']
 
@@ -105,9 +105,8 @@ class MowstStrategy(Strategy):
                              f"validated schedule (turn_patience > 0), got "
                              f"pretrain_patience={pretrain_patience}, "
                              f"turn_patience={turn_patience}")
-        if dropout is not None and not 0.0 <= dropout < 1.0:
-            raise ValueError(f"train.mowst_dropout must be in [0, 1), got "
-                             f"{dropout}")
+        if dropout is not None:
+            check_dropout(dropout, 'train.mowst_dropout')
         if pretrain not in self._PRETRAIN:
             raise ValueError(f"Unknown Mowst pretraining '{pretrain}'; "
                              f"expected one of {sorted(self._PRETRAIN)}")
