@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 __all__ = ['DataConfig', 'ModelConfig', 'OptimConfig', 'TrainConfig',
-           'ParallelConfig', 'RunConfig', 'apply_overrides', 'ConfigError', 'config_keys']
+           'ParallelConfig', 'RunConfig', 'apply_overrides', 'ConfigError',
+           'config_keys']
 
 
 class ConfigError(ValueError):
@@ -211,14 +212,19 @@ class TrainConfig:
     lr_plateau_patience: int = 10
     min_lr: float = 1e-6
     checkpoint_every: int = 10
+    # Progress bar (None: when stderr is a terminal). Without a bar, a log
+    # line reports the epoch, loss and best validation score at most every
+    # log_interval seconds (0: none), so a run under nohup or a batch
+    # scheduler still shows how far it is.
     progress: bool | None = None
+    log_interval: float = 60.0
 
 
 @dataclass(kw_only=True)
 class ParallelConfig:
-    r"""Distributed training (:mod:`graphkit.pipelines.distributed`), used when the
-    process runs under ``torchrun`` or another launcher that sets ``RANK``
-    and ``WORLD_SIZE``.
+    r"""Distributed training (:mod:`graphkit.pipelines.distributed`), used
+    when the process runs under ``torchrun`` or another launcher that sets
+    ``RANK`` and ``WORLD_SIZE``.
 
     ``mode`` is ``none``, ``ddp`` (data-parallel neighbour-sampled
     mini-batches), ``graph`` (graph-parallel full graph), ``pipeline``

@@ -254,16 +254,32 @@ class Trainer:
             entry = self.parallel.epoch_metrics(entry)
         return entry
 
+    def _log_progress(self, epoch: int, total: int, entry: dict) -> None:
+        log.info('%s', _progress_line(self.run, epoch, total, entry,
+                                      self.best,
+                                      self.train_time / max(epoch, 1)))
+
     def fit(self, checkpoint: Path | None = None,
             callbacks: Sequence[Callback] = (),
-            progress: bool = False) -> R.RunResult:
+            progress: bool = False,
+            log_interval: float = 0.0) -> R.RunResult:
+        r"""Train from the current epoch to the end (or an early stop),
+        checkpointing to ``checkpoint`` every ``train.checkpoint_every``
+        epochs. ``progress`` shows a progress bar; ``log_interval > 0``
+        logs the progress at most once per that many seconds instead (and
+        at the last epoch)."""
         from tqdm.auto import tqdm
+        if not log_interval >= 0:
+            raise ValueError(f"train.log_interval must be a number of "
+                             f"seconds >= 0 (0: no progress lines), got "
+                             f"{log_interval}")
         tc = self.cfg.train
         start = time.perf_counter() - self.elapsed
         total = self.strategy.total_epochs(tc.epochs)
         bar = tqdm(range(self.epoch + 1, total + 1), disable=not progress,
                    initial=self.epoch, total=total,
                    desc=f'run {self.run}', leave=False, dynamic_ncols=True)
+        last_log = time.perf_counter()
         for epoch in bar:
             t0 = time.perf_counter()
             entry = self.train_epoch(epoch)
@@ -298,6 +314,11 @@ class Trainer:
                 os.replace(tmp, checkpoint)
             for cb in callbacks:
                 cb(run=self.run, epoch=epoch, metrics=entry, trainer=self)
+            now = time.perf_counter()
+            if log_interval > 0 and (stop or epoch == total
+                                     or now - last_log >= log_interval):
+                self._log_progress(epoch, total, entry)
+                last_log = now
             if stop:
                 self.stopped_early = True
                 break
@@ -317,6 +338,17 @@ class Trainer:
             stopped_early=self.stopped_early, history=self.history,
             extra={k: float(v) for k, v in best.items()
                    if k not in _MAIN_SCORES and isinstance(v, (int, float))})
+
+
+def _progress_line(run: int, epoch: int, total: int, entry: dict,
+                   best: dict | None, epoch_time: float) -> str:
+    line = f"run {run}: epoch {epoch}/{total}, loss {entry['loss']:.4f}"
+    if 'valid' in entry:
+        line += f", valid {entry['valid']:.4f}"
+    if best:
+        line += (f", best valid {best['valid']:.4f} (test "
+                 f"{best['test']:.4f}) at epoch {best['epoch']}")
+    return line + f", {epoch_time:.2f} s/epoch"
 
 
 def torch_geometric_seed(seed: int) -> None:
@@ -341,7 +373,8 @@ def _check_resume_config(out: Path, cfg: RunConfig) -> None:
         if isinstance(vals, dict) and isinstance(old, dict):
             # (fields added since the checkpoint was written are skipped)
             diffs += [f'{sec}.{k}' for k, v in vals.items()
-                      if k != 'progress' and k in old and old[k] != v]
+                      if k not in ('progress', 'log_interval')
+                      and k in old and old[k] != v]
         elif sec in saved and sec not in ('out', 'device') and old != vals:
             # (a section added since the checkpoint was written is skipped)
             diffs.append(sec)
@@ -463,7 +496,9 @@ def _fit(cfg: RunConfig, resume: bool,
             if state['run'] == run:
                 trainer.load_state_dict(state)
                 log.info('Resumed run %d at epoch %d', run, trainer.epoch)
-        record = trainer.fit(write_ckpt, callbacks, progress)
+        record = trainer.fit(write_ckpt, callbacks, progress,
+                             log_interval=cfg.train.log_interval
+                             if main and not progress else 0.0)
         if main:
             R.append_record(records_path, record)
         if trainer.parallel is not None:

@@ -263,3 +263,25 @@ def test_gradient_clipping_whole_model_or_per_module(per_module):
     else:
         assert torch.isclose(total, torch.tensor(1.0), atol=1e-5)
         assert norm(groups[1]) < 0.9
+
+
+def test_progress_lines_without_a_bar(tmp_path, caplog):
+    caplog.set_level('INFO', logger='graphkit.pipelines.loop')
+    fit(_cfg(tmp_path / 'a', runs=1, epochs=6, log_interval=1e-9))
+    lines = [r.getMessage() for r in caplog.records
+             if r.getMessage().startswith('run 0: epoch')]
+    assert [line.split(',')[0] for line in lines] == [
+        f'run 0: epoch {e}/6' for e in range(1, 7)]
+    assert 'best valid' in lines[-1] and 's/epoch' in lines[-1]
+    caplog.clear()
+    fit(_cfg(tmp_path / 'b', runs=1, epochs=6, log_interval=0))
+    assert not any(r.getMessage().startswith('run 0: epoch')
+                   for r in caplog.records)
+    # only the last epoch within a long interval
+    caplog.clear()
+    fit(_cfg(tmp_path / 'c', runs=1, epochs=6, log_interval=3600))
+    assert [r.getMessage().split(',')[0] for r in caplog.records
+            if r.getMessage().startswith('run 0: epoch')] == [
+        'run 0: epoch 6/6']
+    with pytest.raises(ValueError, match='log_interval'):
+        fit(_cfg(tmp_path / 'd', runs=1, epochs=2, log_interval=-1))
