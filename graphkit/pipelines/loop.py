@@ -255,9 +255,15 @@ class Trainer:
         return entry
 
     def _log_progress(self, epoch: int, total: int, entry: dict) -> None:
-        log.info('%s', _progress_line(self.run, epoch, total, entry,
-                                      self.best,
-                                      self.train_time / max(epoch, 1)))
+        line = f"run {self.run}: epoch {epoch}/{total}, loss " \
+               f"{entry['loss']:.4f}"
+        if 'valid' in entry:
+            line += f", valid {entry['valid']:.4f}"
+        if self.best:
+            line += (f", best valid {self.best['valid']:.4f} (test "
+                     f"{self.best['test']:.4f}) at epoch "
+                     f"{self.best['epoch']}")
+        log.info('%s, %.2f s/epoch', line, self.train_time / max(epoch, 1))
 
     def fit(self, checkpoint: Path | None = None,
             callbacks: Sequence[Callback] = (),
@@ -338,17 +344,6 @@ class Trainer:
             stopped_early=self.stopped_early, history=self.history,
             extra={k: float(v) for k, v in best.items()
                    if k not in _MAIN_SCORES and isinstance(v, (int, float))})
-
-
-def _progress_line(run: int, epoch: int, total: int, entry: dict,
-                   best: dict | None, epoch_time: float) -> str:
-    line = f"run {run}: epoch {epoch}/{total}, loss {entry['loss']:.4f}"
-    if 'valid' in entry:
-        line += f", valid {entry['valid']:.4f}"
-    if best:
-        line += (f", best valid {best['valid']:.4f} (test "
-                 f"{best['test']:.4f}) at epoch {best['epoch']}")
-    return line + f", {epoch_time:.2f} s/epoch"
 
 
 def torch_geometric_seed(seed: int) -> None:
