@@ -11,7 +11,7 @@ from torch.nn import Module, ModuleList
 
 from torch_geometric.nn import Linear
 
-from graphkit.utils.tensor import check_index
+from graphkit.utils.tensor import check_index, mask_dropout
 
 __all__ = ['DotDecoder', 'HadamardMLPDecoder']
 
@@ -76,7 +76,7 @@ class HadamardMLPDecoder(Module):
         z = h[edge_label_index[0]] * h[edge_label_index[1]]
         for lin in self.lins[:-1]:
             z = torch.relu(lin(z))
-            z = torch.nn.functional.dropout(z, self.dropout, self.training)
+            z = mask_dropout(z, self.dropout, self.training)
         return self.lins[-1](z).view(-1)
 
     def __repr__(self) -> str:
