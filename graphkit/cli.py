@@ -100,6 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
     md = sub.add_parser('models', help='list registered models')
     md.add_argument('--task', default=None)
     sub.add_parser('presets', help='list named presets')
+    pl = sub.add_parser('plot', formatter_class=fmt,
+                        help='plot the curves of finished runs, one colour '
+                        'per output folder (e.g. two models run side by '
+                        'side)')
+    pl.add_argument('folders', nargs='+', metavar='OUT',
+                    help='output folders of graphkit run (with runs.jsonl)')
+    pl.add_argument('--to', required=True, metavar='PNG',
+                    help='the PNG to write')
+    pl.add_argument('--label', action='append', default=[],
+                    help='legend label per folder, in order (default: the '
+                    'model name from its summary.json)')
+    pl.add_argument('--test', action='store_true',
+                    help='also draw the test score, dashed')
     return parser
 
 
@@ -273,8 +286,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from pathlib import Path
         from graphkit.pipelines.loop import _default_out
         out = Path(cfg.out) if cfg.out else _default_out(cfg)
-        path = R.plot_history(summary.records, out / 'curves.png',
-                              summary.metric)
+        if len(summaries) > 1:   # the model and its baselines together
+            groups = {}
+            for i, s in enumerate(summaries):
+                groups[s.model if s.model not in groups
+                       else f'{s.model} ({i})'] = s.records
+            path = R.plot_history(groups, out / 'curves.png', summary.metric)
+        else:
+            path = R.plot_history(summary.records, out / 'curves.png',
+                                  summary.metric)
         print(f'curves: {path}')
         if confidences:
             path = R.plot_confidence(
@@ -298,6 +318,26 @@ def _confidence_keeper(store: dict):
         mask = trainer.task.masks['test'].to(out.confidence.device)
         store[run] = out.confidence[mask].cpu()
     return keep
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from graphkit.pipelines import results as R
+    if args.label and len(args.label) != len(args.folders):
+        raise ValueError(f"--label was given {len(args.label)} time(s) for "
+                         f"{len(args.folders)} folder(s): give one per "
+                         f"folder or none")
+    groups, metrics = {}, set()
+    for i, folder in enumerate(args.folders):
+        label, metric, runs = R.load_run_folder(folder)
+        label = args.label[i] if args.label else label
+        if label in groups:
+            label = f'{label} ({folder})'
+        groups[label] = runs
+        metrics.add(metric)
+    metric = metrics.pop() if len(metrics) == 1 else 'score'
+    path = R.plot_history(groups, args.to, metric, test=args.test)
+    print(f'curves: {path}')
+    return 0
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
@@ -366,7 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from graphkit.pipelines.strategies import NonFiniteLossError
     from graphkit.pipelines.distributed import RankFailureError
     commands = {'run': _cmd_run, 'datasets': _cmd_datasets,
-                'models': _cmd_models, 'presets': _cmd_presets}
+                'models': _cmd_models, 'presets': _cmd_presets,
+                'plot': _cmd_plot}
     try:
         return commands[args.command](args)
     except (ConfigError, DatasetNotAvailableError, NonFiniteLossError,

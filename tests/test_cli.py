@@ -55,6 +55,37 @@ def test_plot(tmp_path):
     assert (tmp_path / 'curves.png').stat().st_size > 0
 
 
+def test_plot_compares_finished_runs(tmp_path, capsys, monkeypatch):
+    pytest.importorskip('matplotlib')
+    from graphkit.pipelines import results as R
+    for model in ('gcn', 'mlp'):
+        assert main(['run', '--model', model, '--dataset', 'karate',
+                     '--epochs', '3', '--out', str(tmp_path / model),
+                     '--no-baseline', '--no-progress']) == 0
+    seen = []
+    save = R._save
+
+    def keep(plt, fig, path, legend_ax=None):
+        loss_ax, score_ax = fig.axes
+        seen.append(([ln.get_label() for ln in loss_ax.lines
+                      if not ln.get_label().startswith('_')],
+                     len(score_ax.lines), score_ax.get_ylabel()))
+        return save(plt, fig, path, legend_ax)
+    monkeypatch.setattr(R, '_save', keep)
+    png = tmp_path / 'cmp.png'
+    assert main(['plot', str(tmp_path / 'gcn'), str(tmp_path / 'mlp'),
+                 '--to', str(png), '--test']) == 0
+    assert png.stat().st_size > 0
+    # one legend entry per folder (its model), validation + test per run
+    assert seen[-1] == (['gcn', 'mlp'], 4, 'accuracy: validation (solid), '
+                        'test (dashed)')
+    assert main(['plot', str(tmp_path / 'gcn'), '--to', str(png),
+                 '--label', 'a', '--label', 'b']) == 2
+    assert 'one per folder' in capsys.readouterr().err
+    assert main(['plot', str(tmp_path / 'none'), '--to', str(png)]) == 2
+    assert 'runs.jsonl' in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_killed_process_resumes_to_same_result(tmp_path):
     r"""SIGKILL a real `graphkit run` mid-way, resume it with --resume, and

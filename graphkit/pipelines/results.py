@@ -6,11 +6,12 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 __all__ = ['RunResult', 'Summary', 'append_record', 'read_records',
            'write_text_atomic',
-           'summarize', 'markdown_table', 'plot_history', 'plot_confidence']
+           'summarize', 'markdown_table', 'plot_history', 'plot_confidence',
+           'load_run_folder']
 
 
 @dataclass
@@ -181,23 +182,69 @@ def _save(plt, fig, path, legend_ax=None) -> Path:
     return path
 
 
-def plot_history(records: Sequence[RunResult], path: str | os.PathLike,
-                 metric: str = 'metric') -> Path:
-    r"""Plots training loss and validation score per epoch for each run to
-    a PNG (needs matplotlib: ``pip install graphkit[plot]``)."""
+def plot_history(records: Sequence[RunResult] | Mapping[str, Sequence[RunResult]],
+                 path: str | os.PathLike, metric: str = 'metric',
+                 test: bool = False) -> Path:
+    r"""Plots training loss and validation score per epoch to a PNG (needs
+    matplotlib: ``pip install graphkit[plot]``).
+
+    Args:
+        records: the runs of one model (one line per run), or a mapping
+            ``label -> runs`` to compare models (one colour per label).
+        path: the PNG to write.
+        metric (str): the score's name, for the axis label.
+        test (bool): also draw the test score at every evaluation, dashed
+            (a diagnostic of how validation and test move together; model
+            selection uses validation only).
+    """
     plt = _pyplot()
+    groups = (dict(records) if isinstance(records, Mapping)
+              else {None: list(records)})
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for r in records:
-        ep = [h['epoch'] for h in r.history if 'loss' in h]
-        ax1.plot(ep, [h['loss'] for h in r.history if 'loss' in h],
-                 label=f'run {r.run}')
-        ev = [h for h in r.history if 'valid' in h]
-        ax2.plot([h['epoch'] for h in ev], [h['valid'] for h in ev])
+    colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    lines = 0
+    for g, (label, runs) in enumerate(groups.items()):
+        for j, r in enumerate(runs):
+            colour = colours[(g if label is not None else j) % len(colours)]
+            name = (f'run {r.run}' if label is None else
+                    (label if j == 0 else None))
+            ep = [h['epoch'] for h in r.history if 'loss' in h]
+            ax1.plot(ep, [h['loss'] for h in r.history if 'loss' in h],
+                     color=colour, label=name, lw=1)
+            ev = [h for h in r.history if 'valid' in h]
+            ax2.plot([h['epoch'] for h in ev], [h['valid'] for h in ev],
+                     color=colour, lw=1)
+            if test:
+                et = [h for h in ev if 'test' in h]
+                ax2.plot([h['epoch'] for h in et], [h['test'] for h in et],
+                         color=colour, lw=1, ls='--')
+            lines += 1
     ax1.set_xlabel('epoch')
     ax1.set_ylabel('training loss')
     ax2.set_xlabel('epoch')
-    ax2.set_ylabel(f'validation {metric}')
-    return _save(plt, fig, path, ax1 if len(records) <= 10 else None)
+    ax2.set_ylabel(f'{metric}: validation' + (' (solid), test (dashed)'
+                                              if test else ''))
+    return _save(plt, fig, path, ax1 if len(groups) > 1 or lines <= 10
+                 else None)
+
+
+def load_run_folder(folder: str | os.PathLike) -> tuple[str, str, list[RunResult]]:
+    r"""``(label, metric, runs)`` of a finished ``graphkit run`` output
+    folder, from its ``summary.json`` and ``runs.jsonl``; a clear error if
+    the folder holds no finished run."""
+    folder = Path(folder)
+    runs = read_records(folder / 'runs.jsonl')
+    if not runs:
+        raise ValueError(f"{folder} holds no finished run: expected "
+                         f"{folder / 'runs.jsonl'}, written by graphkit run "
+                         f"at the end of each run")
+    label, metric = folder.name, 'metric'
+    summary = folder / 'summary.json'
+    if summary.is_file():
+        info = json.loads(summary.read_text())
+        label = info.get('model', label)
+        metric = info.get('metric', metric)
+    return label, metric, runs
 
 
 def plot_confidence(confidences: dict[int, Any], path: str | os.PathLike,
