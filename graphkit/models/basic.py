@@ -7,11 +7,13 @@ from typing import Any
 from torch import Tensor
 from torch.nn import Module
 
+from torch_geometric.nn import GCNConv, GINConv, SAGEConv
 from torch_geometric.nn.models import GAT, GCN, GIN, MLP, GraphSAGE
 
 from graphkit.layers.sparse_input import (IdentityCache, dropout_linear,
                                           row_sparse)
 from graphkit.models.registry import register
+from graphkit.utils.spmm import csr_spmm
 from graphkit.utils.tensor import mask_dropout
 
 __all__ = ['MLPEncoder']
@@ -96,6 +98,43 @@ class MLPEncoder(Module):
         return repr(self.mlp)
 
 
+# PyG's convolutions, aggregating a ``torch.sparse_csr`` adjacency with
+# :func:`~graphkit.utils.spmm.csr_spmm`: the same product, but the transposed
+# matrix that its gradient needs is built once per graph instead of at every
+# backward pass. ``edge_index`` inputs take PyG's own path unchanged.
+class _CSRGCNConv(GCNConv):
+    def message_and_aggregate(self, adj_t: Any, x: Tensor) -> Tensor:
+        return csr_spmm(adj_t, x, reduce=self.aggr)
+
+
+class _CSRSAGEConv(SAGEConv):
+    def message_and_aggregate(self, adj_t: Any, x: Any) -> Tensor:
+        return csr_spmm(adj_t, x[0], reduce=self.aggr)
+
+
+class _CSRGINConv(GINConv):
+    def message_and_aggregate(self, adj_t: Any, x: Any) -> Tensor:
+        return csr_spmm(adj_t, x[0], reduce=self.aggr)
+
+
+class _GCN(GCN):
+    def init_conv(self, in_channels, out_channels, **kwargs):
+        return _CSRGCNConv(in_channels, out_channels, **kwargs)
+
+
+class _GraphSAGE(GraphSAGE):
+    def init_conv(self, in_channels, out_channels, **kwargs):
+        return _CSRSAGEConv(in_channels, out_channels, **kwargs)
+
+
+class _GIN(GIN):
+    def init_conv(self, in_channels, out_channels, **kwargs):
+        mlp = MLP([in_channels, out_channels, out_channels], act=self.act,
+                  act_first=self.act_first, norm=self.norm,
+                  norm_kwargs=self.norm_kwargs)
+        return _CSRGINConv(mlp, **kwargs)
+
+
 def _sparse_ready(model: Module) -> Module:
     r"""Marks a PyG model whose convolutions also take a transposed sparse
     adjacency (``adj_t``, one row per target node) in place of
@@ -121,7 +160,7 @@ def gcn(in_channels: int, out_channels: int, hidden_channels: int = 64,
         jk: str | None = None, cached: bool = False) -> Module:
     # ``cached`` stores the normalised adjacency after the first call; the
     # pipeline sets it only when the graph is fixed for the whole run.
-    return _sparse_ready(GCN(in_channels, hidden_channels, num_layers,
+    return _sparse_ready(_GCN(in_channels, hidden_channels, num_layers,
                              out_channels, dropout=dropout, norm=norm, jk=jk,
                              cached=cached))
 
@@ -130,7 +169,7 @@ def gcn(in_channels: int, out_channels: int, hidden_channels: int = 64,
 def sage(in_channels: int, out_channels: int, hidden_channels: int = 64,
          num_layers: int = 2, dropout: float = 0.5, norm: str | None = None,
          jk: str | None = None, aggr: str = 'mean') -> Module:
-    return _sparse_ready(GraphSAGE(in_channels, hidden_channels, num_layers,
+    return _sparse_ready(_GraphSAGE(in_channels, hidden_channels, num_layers,
                                    out_channels, dropout=dropout, norm=norm,
                                    jk=jk, aggr=aggr))
 
@@ -151,6 +190,6 @@ def gat(in_channels: int, out_channels: int, hidden_channels: int = 64,
 def gin(in_channels: int, out_channels: int, hidden_channels: int = 64,
         num_layers: int = 2, dropout: float = 0.5, norm: str | None = None,
         jk: str | None = None, train_eps: bool = False) -> Module:
-    return _sparse_ready(GIN(in_channels, hidden_channels, num_layers,
+    return _sparse_ready(_GIN(in_channels, hidden_channels, num_layers,
                              out_channels, dropout=dropout, norm=norm, jk=jk,
                              train_eps=train_eps))

@@ -54,6 +54,22 @@ def test_sparse_adjacency_equals_edge_index(name):
     ref = model(x, edge_index)
     out = model(x, adj_t)
     assert torch.allclose(out, ref, atol=1e-5)
+    # and the same gradients, through the input and every weight (the CSR
+    # path takes its own backward: a transposed matrix built once)
+    x.requires_grad_(True)
+    grads = []
+    for graph in (edge_index, adj_t, adj_t):    # twice: the cached transpose
+        model.zero_grad()
+        x.grad = None
+        (model(x, graph) * torch.arange(3.0)).sum().backward()
+        grads.append([x.grad.clone()] + [p.grad.clone() for p in
+                                         model.parameters()
+                                         if p.grad is not None])
+    for g in grads[1:]:
+        assert len(g) == len(grads[0])
+        for a, b in zip(g, grads[0]):
+            assert torch.allclose(a, b, atol=1e-5)
+    x.requires_grad_(False)
     # the wrong orientation gives a different answer, so the check has teeth
     assert not torch.allclose(
         model(x, to_torch_csr_tensor(edge_index, size=(n, n))), ref,
