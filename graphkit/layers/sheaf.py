@@ -37,6 +37,7 @@ from torch import Tensor
 from torch.nn import Linear, Module, Parameter
 
 from graphkit.layers.sparse_input import IdentityCache
+from graphkit.utils.spmm import csr_mm
 
 __all__ = ['SheafStructure', 'SheafLaplacian', 'StackedLaplacian', 'diag_sheaf_laplacian',
            'block_sheaf_laplacian', 'orthogonal_sheaf_laplacian',
@@ -197,7 +198,7 @@ class _SymmetricSheafMatmul(torch.autograd.Function):
                                                    structure.size))
         ctx.structure, ctx.op = structure, op
         ctx.save_for_backward(x)
-        return op @ x
+        return csr_mm(op, x)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -209,7 +210,7 @@ class _SymmetricSheafMatmul(torch.autograd.Function):
             grad_values = torch.sparse.sampled_addmm(
                 pattern, grad, x.t().contiguous(), beta=0.0).values()
         if ctx.needs_input_grad[2]:
-            grad_x = ctx.op @ grad
+            grad_x = csr_mm(ctx.op, grad)
         return None, grad_values, grad_x
 
 
@@ -237,9 +238,9 @@ class _BlockSheafMatmul(torch.autograd.Function):
     @staticmethod
     def apply_ops(ops: list[Tensor], xs: Tensor, n: int) -> Tensor:
         d = len(ops)
-        out = ops[0] @ xs[0]
+        out = csr_mm(ops[0], xs[0])
         for j in range(1, d):
-            out.add_(ops[j] @ xs[j])
+            out.add_(csr_mm(ops[j], xs[j]))
         # stalk-major [d N, f] back to node-major [N d, f]
         return out.view(d, n, -1).transpose(0, 1).reshape(n * d, -1)
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.weak import WeakIdKeyDictionary
 
-__all__ = ['csr_spmm', 'csr_transpose']
+__all__ = ['csr_mm', 'csr_spmm', 'csr_transpose']
 
 _TRANSPOSES = WeakIdKeyDictionary()
 
@@ -47,7 +47,12 @@ def csr_transpose(adj: Tensor) -> Tensor:
 _REDUCE_KERNEL_MIN_WIDTH = 96
 
 
-def _mm(adj: Tensor, x: Tensor) -> Tensor:
+def csr_mm(adj: Tensor, x: Tensor) -> Tensor:
+    r""":math:`\mathbf{A}\mathbf{X}` for a ``torch.sparse_csr``
+    :math:`\mathbf{A}` and a dense :math:`\mathbf{X}`, with no autograd
+    of its own (for use inside :class:`torch.autograd.Function`): on CPU
+    with at least 96 columns, PyTorch's row-wise reduction kernel; the
+    generic sparse product otherwise."""
     x = x.contiguous()
     if (not adj.is_cuda and x.size(1) >= _REDUCE_KERNEL_MIN_WIDTH
             and x.dtype in (torch.float32, torch.float64)):
@@ -60,7 +65,7 @@ class _CSRMatMul(torch.autograd.Function):
     def forward(ctx, adj: Tensor, x: Tensor, inv_deg: Tensor | None
                 ) -> Tensor:
         ctx.adj, ctx.inv_deg = adj, inv_deg
-        out = _mm(adj, x)
+        out = csr_mm(adj, x)
         return out if inv_deg is None else out.mul_(inv_deg)
 
     @staticmethod
@@ -69,7 +74,7 @@ class _CSRMatMul(torch.autograd.Function):
             return None, None, None
         if ctx.inv_deg is not None:
             grad = grad * ctx.inv_deg
-        return None, _mm(csr_transpose(ctx.adj), grad), None
+        return None, csr_mm(csr_transpose(ctx.adj), grad), None
 
 
 def csr_spmm(adj: Tensor, x: Tensor, reduce: str = 'sum') -> Tensor:

@@ -124,6 +124,33 @@ def test_laplacian_product_gradients():
         lambda m, v: diag_sheaf_laplacian(m, sd) @ v, (dmaps, x))
 
 
+
+@pytest.mark.parametrize('blocks', [False, True])
+def test_wide_features_take_the_same_product(blocks):
+    # 128 columns go through PyTorch's row-wise reduction kernel on CPU
+    # (graphkit.utils.spmm.csr_mm); the product and both gradients must
+    # equal the dense Laplacian's
+    ei, n = _graph(3, n=9, p=0.4)
+    d = 2
+    s = SheafStructure(ei, n, d, blocks=blocks)
+    torch.manual_seed(0)
+    if blocks:
+        maps = torch.rand(ei.size(1), d, d, requires_grad=True)
+        lap = block_sheaf_laplacian(maps, s)
+    else:
+        maps = torch.rand(ei.size(1), d, requires_grad=True)
+        lap = diag_sheaf_laplacian(maps, s)
+    dense = lap.to_dense()
+    x = torch.randn(d * n, 128, requires_grad=True)
+    w = torch.randn(d * n, 128)
+    out = lap @ x
+    assert torch.allclose(out, dense @ x, atol=1e-5)
+    gm, gx = torch.autograd.grad((out * w).sum(), (maps, x),
+                                 retain_graph=True)
+    rm, rx = torch.autograd.grad(((dense @ x) * w).sum(), (maps, x))
+    assert torch.allclose(gx, rx, atol=1e-4)
+    assert torch.allclose(gm, rm, atol=1e-4)
+
 def test_matrix_power_gradient_finite_at_repeated_eigenvalues():
     a = torch.eye(3, dtype=torch.double).repeat(5, 1, 1)
     a[1] = torch.diag(torch.tensor([2.0, 2.0, 5.0], dtype=torch.double))
