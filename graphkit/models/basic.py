@@ -129,10 +129,9 @@ class _GraphSAGE(GraphSAGE):
 
 class _GIN(GIN):
     def init_conv(self, in_channels, out_channels, **kwargs):
-        mlp = MLP([in_channels, out_channels, out_channels], act=self.act,
-                  act_first=self.act_first, norm=self.norm,
-                  norm_kwargs=self.norm_kwargs)
-        return _CSRGINConv(mlp, **kwargs)
+        # PyG's own GINConv and its inner MLP, re-wrapped
+        return _CSRGINConv(super().init_conv(in_channels, out_channels,
+                                             **kwargs).nn, **kwargs)
 
 
 def _sparse_ready(model: Module) -> Module:
