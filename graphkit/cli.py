@@ -287,11 +287,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from graphkit.pipelines.loop import _default_out
         out = Path(cfg.out) if cfg.out else _default_out(cfg)
         if len(summaries) > 1:   # the model and its baselines together
-            groups = {}
-            for i, s in enumerate(summaries):
-                groups[s.model if s.model not in groups
-                       else f'{s.model} ({i})'] = s.records
-            path = R.plot_history(groups, out / 'curves.png', summary.metric)
+            path = R.plot_history([(s.model, s.records) for s in summaries],
+                                  out / 'curves.png', summary.metric)
         else:
             path = R.plot_history(summary.records, out / 'curves.png',
                                   summary.metric)
@@ -326,13 +323,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         raise ValueError(f"--label was given {len(args.label)} time(s) for "
                          f"{len(args.folders)} folder(s): give one per "
                          f"folder or none")
-    groups, metrics = {}, set()
+    groups, metrics = [], set()
     for i, folder in enumerate(args.folders):
         label, metric, runs = R.load_run_folder(folder)
-        label = args.label[i] if args.label else label
-        if label in groups:
-            label = f'{label} ({folder})'
-        groups[label] = runs
+        groups.append((args.label[i] if args.label else label, runs))
         metrics.add(metric)
     metric = metrics.pop() if len(metrics) == 1 else 'score'
     path = R.plot_history(groups, args.to, metric, test=args.test)

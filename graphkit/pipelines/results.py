@@ -182,7 +182,8 @@ def _save(plt, fig, path, legend_ax=None) -> Path:
     return path
 
 
-def plot_history(records: Sequence[RunResult] | Mapping[str, Sequence[RunResult]],
+def plot_history(records: Sequence[RunResult] | Mapping[str, Sequence[RunResult]]
+                 | Sequence[tuple[str, Sequence[RunResult]]],
                  path: str | os.PathLike, metric: str = 'metric',
                  test: bool = False) -> Path:
     r"""Plots training loss and validation score per epoch to a PNG (needs
@@ -190,7 +191,8 @@ def plot_history(records: Sequence[RunResult] | Mapping[str, Sequence[RunResult]
 
     Args:
         records: the runs of one model (one line per run), or a mapping
-            ``label -> runs`` to compare models (one colour per label).
+            ``label -> runs`` or a list of ``(label, runs)`` pairs to
+            compare models (one colour per label).
         path: the PNG to write.
         metric (str): the score's name, for the axis label.
         test (bool): also draw the test score at every evaluation, dashed
@@ -198,12 +200,16 @@ def plot_history(records: Sequence[RunResult] | Mapping[str, Sequence[RunResult]
             selection uses validation only).
     """
     plt = _pyplot()
-    groups = (dict(records) if isinstance(records, Mapping)
-              else {None: list(records)})
+    if isinstance(records, Mapping):
+        groups = list(records.items())
+    elif records and isinstance(records[0], tuple):
+        groups = list(records)            # (label, runs) pairs
+    else:
+        groups = [(None, list(records))]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
     colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
     lines = 0
-    for g, (label, runs) in enumerate(groups.items()):
+    for g, (label, runs) in enumerate(groups):
         for j, r in enumerate(runs):
             colour = colours[(g if label is not None else j) % len(colours)]
             name = (f'run {r.run}' if label is None else
