@@ -6,13 +6,14 @@ the step spent on the sheaf (learning the maps and building the Laplacian).
 
 Each model runs in a fresh subprocess, so peak memories do not mix. For
 every sheaf model the step is timed three ways, interleaved: as trained
-(maps learned from the features at every layer); with the learners' outputs
-replayed as fixed leaves that still get gradients (the Laplacian is still
-assembled and differentiated, no learner runs); and with the Laplacians
-computed once and frozen. ``sheaf share = 1 - frozen / trained`` is the part
-of the step that goes to the learners, the Laplacian assembly and their
-backward passes; it is printed split into the learners' part and the
-Laplacian-building part.
+(maps learned from the features at every layer); with the learners' node
+terms (their linear maps of the node features) replayed as fixed leaves
+that still get gradients (the per-edge maps and the Laplacian are still
+computed and differentiated, no learner weight is applied); and with the
+Laplacians computed once and frozen. ``sheaf share = 1 - frozen / trained``
+is the part of the step that goes to the learners, the Laplacian assembly
+and their backward passes; it is printed split into the learners' linear
+part and the part that builds the per-edge maps and the Laplacian.
 
 The GCN gets the graph as a sparse CSR adjacency, PyG's faster CPU path
 (one sparse product per layer instead of per-edge messages). Its row gives
@@ -172,26 +173,28 @@ def _run(name, model_name, steps, queue):
 
 
 def _replay_learners(model):
-    # While replay['on'], every sheaf learner returns the output it gave
-    # on its first replayed call, as a leaf that needs a gradient: the
-    # Laplacian is still assembled (forward and backward) from those maps,
-    # but no learner runs.
+    # While replay['on'], every sheaf learner's node terms (its linear map
+    # of the node features) are the ones it gave on its first replayed
+    # call, as leaves that need a gradient: the per-edge maps and the
+    # Laplacian are still computed (forward and backward) from them, but no
+    # learner weight is applied.
     from graphkit.layers.sheaf import SheafLearner
     replay = {'on': False}
     for learner in model.modules():
         if not isinstance(learner, SheafLearner):
             continue
-        original, saved = learner.forward, {}
+        original, saved = learner.node_terms, {}
 
-        def forward(*args, _original=original, _saved=saved, **kwargs):
+        def node_terms(*args, _original=original, _saved=saved, **kwargs):
             if not replay['on']:
                 return _original(*args, **kwargs)
             if 'out' not in _saved:
                 with torch.no_grad():
-                    _saved['out'] = _original(*args, **kwargs)
-                _saved['out'].requires_grad_()
+                    _saved['out'] = tuple(
+                        t.requires_grad_() for t in
+                        _original(*args, **kwargs))
             return _saved['out']
-        learner.forward = forward
+        learner.node_terms = node_terms
     return replay
 
 
@@ -206,7 +209,7 @@ def main() -> None:
     parser.add_argument('--timeout', type=float, default=1800)
     args = parser.parse_args()
     print('| dataset | model | s/step | ratio to GCN | ratio to PyG\'s GCN '
-          '| peak MB | sheaf share (learners + Laplacian) |')
+          '| peak MB | sheaf share (learner weights + maps and Laplacian) |')
     print('|---|---|---|---|---|---|---|')
     for name in args.datasets:
         for model_name in args.models:

@@ -5,6 +5,7 @@ from torch_geometric.utils import from_networkx, to_dense_adj
 
 from graphkit.layers.sheaf import (SheafStructure, block_sheaf_laplacian,
                                    diag_sheaf_laplacian,
+                                   learned_diag_sheaf_laplacian,
                                    general_sheaf_laplacian, orthogonal_maps,
                                    orthogonal_sheaf_laplacian,
                                    sym_matrix_pow)
@@ -343,3 +344,116 @@ def test_block_operator_with_unsorted_edges():
         small = arg.detach().clone().requires_grad_()
         assert torch.autograd.gradcheck(lambda m: build(m) @ x[:, :1],
                                         (small, ), fast_mode=True)
+
+
+@pytest.mark.parametrize('shuffled', [False, True])
+def test_diag_laplacian_with_unsorted_edges(shuffled):
+    # The normalised diagonal Laplacian stores its values in the CSR order
+    # of the stalk-major operator; an edge_index in any order must give the
+    # dense reference (this once skipped the permutation).
+    ei, n = _graph(4)
+    g = torch.Generator().manual_seed(4)
+    if shuffled:
+        ei = ei[:, torch.randperm(ei.size(1), generator=g)]
+    d = 2
+    s = SheafStructure(ei, n, d, blocks=False)
+    assert (s.perm is not None) == shuffled
+    maps = torch.rand(ei.size(1), d, generator=g, dtype=torch.double) * 2 - 1
+    ref = dense_sheaf_laplacian(ei, maps, n)
+    x = torch.randn(n * d, 3, generator=g, dtype=torch.double)
+    for lap in (diag_sheaf_laplacian(maps, s),
+                diag_sheaf_laplacian(maps.t().contiguous(), s,
+                                     stalk_major=True)):
+        assert torch.allclose(lap.to_dense(), ref, atol=1e-10)
+        assert torch.allclose(lap @ x, ref @ x, atol=1e-10)
+
+
+def _learner_maps(left, right, ei, act):
+    # the naive per-edge map sigma(l_v + r_u), [E, d]
+    pre = left[:, ei[0]] + right[:, ei[1]]
+    return {'tanh': torch.tanh, 'id': lambda t: t,
+            'elu': torch.nn.functional.elu}[act](pre).t()
+
+
+@pytest.mark.parametrize('act', ['tanh', 'id', 'elu'])
+@pytest.mark.parametrize('shuffled', [False, True])
+def test_learned_diag_laplacian_matches_reference(act, shuffled):
+    ei, n = _graph(2)
+    g = torch.Generator().manual_seed(2)
+    if shuffled:
+        ei = ei[:, torch.randperm(ei.size(1), generator=g)]
+    d = 3
+    s = SheafStructure(ei, n, d, blocks=False)
+    left = torch.randn(d, n, generator=g, dtype=torch.double,
+                       requires_grad=True)
+    right = torch.randn(d, n, generator=g, dtype=torch.double,
+                        requires_grad=True)
+    x = torch.randn(n * d, 4, generator=g, dtype=torch.double)
+    w = torch.randn(n * d, 4, generator=g, dtype=torch.double)
+    lap = learned_diag_sheaf_laplacian(left, right, s, act)
+    maps = _learner_maps(left, right, ei, act)
+    ref = dense_sheaf_laplacian(ei, maps, n)
+    assert torch.allclose(lap.to_dense(), ref, atol=1e-10)
+    _check_spectrum(lap.to_dense())
+    # gradients equal those of the unfused builder on the naive maps
+    unfused = diag_sheaf_laplacian(maps, s)
+    got = torch.autograd.grad(((lap @ x) * w).sum(), (left, right))
+    want = torch.autograd.grad(((unfused @ x) * w).sum(), (left, right))
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, atol=1e-10)
+    assert torch.autograd.gradcheck(
+        lambda l, r: learned_diag_sheaf_laplacian(l, r, s, act) @ x,
+        (left, right))
+    # the diagonal blocks alone also get gradients right
+    assert torch.autograd.gradcheck(
+        lambda l, r: learned_diag_sheaf_laplacian(l, r, s, act).diag,
+        (left, right))
+    with pytest.raises(ValueError, match=r'\[d, N\]'):
+        learned_diag_sheaf_laplacian(left.t(), right, s, act)
+    with pytest.raises(ValueError, match='Unknown sheaf activation'):
+        learned_diag_sheaf_laplacian(left, right, s, 'relu')
+
+
+def test_edge_sums_and_gathers_match_index_ops():
+    ei, n = _graph(6)
+    g = torch.Generator().manual_seed(6)
+    ei = ei[:, torch.randperm(ei.size(1), generator=g)]
+    s = SheafStructure(ei, n, 2, blocks=False)
+    x = torch.randn(3, ei.size(1), generator=g, dtype=torch.double)
+    for by, index in (('row', ei[0]), ('col', ei[1])):
+        want = torch.zeros(3, n, dtype=torch.double).index_add_(1, index, x)
+        assert torch.allclose(s.edge_sum(x, by), want, atol=1e-12)
+        nodes = torch.randn(3, n, generator=g, dtype=torch.double,
+                            requires_grad=True)
+        assert torch.equal(s.gather(nodes, by), nodes[:, index])
+        assert torch.autograd.gradcheck(lambda t: s.gather(t, by), (nodes, ))
+    with pytest.raises(ValueError, match=r'\[r, E\]'):
+        s.edge_sum(x.t())
+
+
+def test_sheaf_tanh_matches_torch():
+    from graphkit.layers.sheaf import _tanh
+    x = torch.linspace(-12, 12, 1001, dtype=torch.double)
+    assert torch.allclose(_tanh(x), torch.tanh(x), atol=1e-15)
+    assert torch.allclose(_tanh(x.float()), torch.tanh(x.float()), atol=1e-6)
+    assert torch.autograd.gradcheck(_tanh, (torch.randn(
+        20, dtype=torch.double, requires_grad=True), ))
+
+
+@pytest.mark.parametrize('variant', [False, True])
+def test_diag_conv_fused_laplacian_equals_learner_then_builder(variant):
+    from graphkit.layers.sheaf import DiagSheafConv
+    ei, n = _graph(3)
+    torch.manual_seed(3)
+    conv = DiagSheafConv(3, 4, variant=variant).double()
+    s = conv.structure(ei, n)
+    x = torch.randn(n, 3, 4, dtype=torch.double)
+    fused = conv.learned_laplacian(x, s)
+    maps = conv.learner(x, s.row, s.col, stalk_major=True)
+    plain = conv.build(maps, x, s)
+    assert torch.allclose(fused.to_dense(), plain.to_dense(), atol=1e-12)
+    y = torch.randn(n * 3, 4, dtype=torch.double)
+    weight = conv.learner.lin.weight
+    got = torch.autograd.grad((fused @ y).square().sum(), weight)[0]
+    want = torch.autograd.grad((plain @ y).square().sum(), weight)[0]
+    assert torch.allclose(got, want, atol=1e-10)
