@@ -113,11 +113,11 @@ class SheafStructure:
 
         size = num_nodes * d
         self.size = size
-        self._pattern = None
         self._index32: tuple[Tensor, Tensor] | None = None
         self._rev_index: dict[int, Tensor] = {}
         self._sum_ops: dict[tuple, Tensor] = {}
         self._scratch: dict[tuple, Tensor] = {}
+        self._sampled: dict[tuple, Tensor] = {}
         self.edge_perm = self.edge_perm_inv = None
         if blocks:
             e = self.num_edges
@@ -242,13 +242,28 @@ class SheafStructure:
         crow, col = self._kernel_index()
         return torch.sparse_csr_tensor(crow, col, values, size=self.shape)
 
-    def pattern(self) -> Tensor:
-        r"""The sparsity pattern as a CSR tensor of zeros (for
-        :func:`torch.sparse.sampled_addmm`)."""
-        if self._pattern is None:
-            self._pattern = self.csr(torch.zeros(self.csr_col.numel(),
-                                                 device=self.crow.device))
-        return self._pattern
+    def sampled_product(self, a: Tensor, b: Tensor,
+                        out: Tensor | None = None) -> Tensor:
+        r"""The values of :math:`A B^\top` on the pattern, for
+        :obj:`a` :obj:`[rows, f]` and :obj:`b` :obj:`[cols, f]`: the
+        gradient of a sparse product with respect to its values. The
+        sampled product writes into a work matrix kept with the structure
+        (PyTorch's out-of-place form copies the whole pattern first) and
+        reads ``b`` row by row, untransposed; the values are then copied to
+        ``out`` (or a new array)."""
+        key = (a.dtype, a.device)
+        work = self._sampled.get(key)
+        if work is None:
+            work = self.csr(a.new_zeros(self.csr_col.numel()))
+            self._sampled[key] = work
+        values = work.values()
+        # beta = 0 still propagates NaN from the old values: clear them
+        values.zero_()
+        torch.sparse.sampled_addmm(work, a.contiguous(), b.t(), beta=0.0,
+                                   out=work)
+        if out is None:
+            return values.clone()
+        return out.copy_(values)
 
 
 class _EdgeGather(torch.autograd.Function):
@@ -283,9 +298,7 @@ class _SymmetricSheafMatmul(torch.autograd.Function):
         grad = grad.contiguous()
         grad_values = grad_x = None
         if ctx.needs_input_grad[1]:
-            pattern = ctx.structure.pattern().to(grad.dtype)
-            grad_values = torch.sparse.sampled_addmm(
-                pattern, grad, x.t().contiguous(), beta=0.0).values()
+            grad_values = ctx.structure.sampled_product(grad, x)
         if ctx.needs_input_grad[2]:
             grad_x = csr_mm(ctx.op, grad)
         return None, grad_values, grad_x
@@ -327,12 +340,11 @@ class _BlockSheafMatmul(torch.autograd.Function):
         gs = grad.reshape(n, d, -1).transpose(0, 1).contiguous()  # [d, N, f]
         grad_values = grad_x = None
         if ctx.needs_input_grad[1]:
-            pattern = s.pattern().to(grad.dtype)
             flat = gs.view(d * n, -1)
-            grad_values = torch.stack([
-                torch.sparse.sampled_addmm(pattern, flat, xs[j].t(),
-                                           beta=0.0).values()
-                for j in range(d)]).view(d, d, s.num_edges)
+            grad_values = flat.new_empty(d, s.csr_col.numel())
+            for j in range(d):
+                s.sampled_product(flat, xs[j], out=grad_values[j])
+            grad_values = grad_values.view(d, d, s.num_edges)
         if ctx.needs_input_grad[2]:
             grad_x = _BlockSheafMatmul.apply_ops(ctx.ops, gs, n)
         return None, grad_values, grad_x

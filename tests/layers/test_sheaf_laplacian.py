@@ -457,3 +457,28 @@ def test_diag_conv_fused_laplacian_equals_learner_then_builder(variant):
     got = torch.autograd.grad((fused @ y).square().sum(), weight)[0]
     want = torch.autograd.grad((plain @ y).square().sum(), weight)[0]
     assert torch.allclose(got, want, atol=1e-10)
+
+
+@pytest.mark.parametrize('blocks', [False, True])
+def test_sampled_product_is_the_dense_product_on_the_pattern(blocks):
+    ei, n = _graph(7)
+    d = 2
+    s = SheafStructure(ei, n, d, blocks=blocks)
+    rows, cols = s.shape
+    g = torch.Generator().manual_seed(7)
+    dense_of = s.csr(torch.ones(s.csr_col.numel(), dtype=torch.double))
+    mask = dense_of.to_dense() != 0
+    for _ in range(2):
+        a = torch.randn(rows, 5, generator=g, dtype=torch.double)
+        b = torch.randn(cols, 5, generator=g, dtype=torch.double)
+        vals = s.sampled_product(a, b)
+        assert torch.allclose(vals, (a @ b.t())[mask], atol=1e-12)
+        # the work matrix is reused: a NaN in one call's result must not
+        # reach the next call's
+        a[0, 0] = float('nan')
+        assert torch.isnan(s.sampled_product(a, b)).any()
+    a = torch.randn(rows, 5, generator=g, dtype=torch.double)
+    out = torch.empty(s.csr_col.numel(), dtype=torch.double)
+    s.sampled_product(a, b, out=out)
+    assert not torch.isnan(out).any()
+    assert torch.allclose(out, (a @ b.t())[mask], atol=1e-12)
