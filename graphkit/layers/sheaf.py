@@ -171,7 +171,7 @@ class SheafStructure:
         :obj:`[r, N]`: one sparse matrix-vector product per row with the
         :math:`N \times E` incidence matrix (built once per ``by`` and
         dtype), several times faster on CPU than ``index_add`` along
-        dimension 1."""
+        dimension 1. Differentiable (its backward pass is a gather)."""
         if x.dim() != 2 or x.size(1) != self.num_edges:
             raise ValueError(f"edge_sum expects [r, E] = [r, "
                              f"{self.num_edges}], got {tuple(x.shape)}")
@@ -189,10 +189,7 @@ class SheafStructure:
                 torch.ones(self.num_edges, dtype=x.dtype, device=x.device),
                 size=(self.num_nodes, self.num_edges))
             self._sum_ops[key] = op
-        if x.size(0) == 0 or self.num_edges == 0:
-            return x.new_zeros(x.size(0), self.num_nodes)
-        x = x.contiguous()
-        return torch.stack([op @ x[i] for i in range(x.size(0))])
+        return _EdgeSum.apply(x, self, op, by)
 
     def scratch(self, slot: int, like: Tensor) -> Tensor:
         r"""A reusable :obj:`[d, E]` work array of ``like``'s dtype and
@@ -264,6 +261,22 @@ class SheafStructure:
         if out is None:
             return values.clone()
         return out.copy_(values)
+
+
+class _EdgeSum(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, structure: SheafStructure, op: Tensor,
+                by: str) -> Tensor:
+        ctx.structure, ctx.by = structure, by
+        if x.size(0) == 0 or structure.num_edges == 0:
+            return x.new_zeros(x.size(0), structure.num_nodes)
+        x = x.contiguous()
+        return torch.stack([op @ x[i] for i in range(x.size(0))])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        index = {'row': ctx.structure.row, 'col': ctx.structure.col}[ctx.by]
+        return grad.index_select(1, index), None, None, None
 
 
 class _EdgeGather(torch.autograd.Function):
@@ -828,7 +841,7 @@ class _NormalisedOrthogonalLaplacian(torch.autograd.Function):
     def forward(ctx, q: Tensor, w: Tensor, structure: 'SheafStructure'):
         s = structure
         d, e = s.d, s.num_edges
-        deg = w.new_zeros(s.num_nodes).index_add_(0, s.row, w * w)
+        deg = s.edge_sum((w * w).view(1, -1)).view(-1)
         norm = (deg + 1.0).rsqrt()
         a = norm.index_select(0, s.row).mul_(norm.index_select(0, s.col))
         w_rev = w.index_select(0, s.rev)
@@ -870,8 +883,8 @@ class _NormalisedOrthogonalLaplacian(torch.autograd.Function):
             g_w = -(h + h.index_select(0, s.rev)) * w_rev
             g_a = g_c * w * w_rev
             g_a = -(g_a + g_a.index_select(0, s.rev))
-            g_n = torch.zeros_like(norm).index_add_(
-                0, s.row, g_a * norm.index_select(0, s.col))
+            g_n = s.edge_sum((g_a * norm.index_select(0, s.col))
+                             .view(1, -1)).view(-1)
             g_deg.addcmul_(g_n, norm.pow(3), value=-0.5)
         if g_diag is not None:
             # d/dD [D / (D + 1)] = n^4
@@ -928,7 +941,7 @@ def general_sheaf_laplacian(maps: Tensor,
     maps_rev = _Permute.apply(maps.reshape(-1), 0, rev, rev).view(d, d, e)
     off_t = _small_matmul(maps_rev, maps, transpose_a=True).neg_()
     gram = _small_matmul(maps, maps, transpose_a=True)
-    deg = gram.new_zeros(d * d, n).index_add(1, s.row, gram.view(d * d, e))
+    deg = s.edge_sum(gram.view(d * d, e))
     deg = deg.view(d, d, n).permute(2, 0, 1)                 # [N, d, d]
     eye = torch.eye(d, device=maps.device, dtype=maps.dtype)
     inv_sqrt = sym_matrix_pow(deg + eye, -0.5)
@@ -1243,9 +1256,10 @@ class EdgeWeightLearner(SheafLearner):
         super().__init__(stalk_dim, channels, 1, act='id')
 
     def forward(self, x: Tensor, row: Tensor, col: Tensor,
-                rev: Tensor | None = None) -> Tensor:
-        w = torch.sigmoid(super().forward(x, row, col,
-                                          stalk_major=True)).view(-1)
+                rev: Tensor | None = None,
+                structure: SheafStructure | None = None) -> Tensor:
+        w = torch.sigmoid(super().forward(x, row, col, stalk_major=True,
+                                          structure=structure)).view(-1)
         return w * _take(w, rev)
 
 
@@ -1490,7 +1504,7 @@ class BundleSheafConv(SheafConv):
               s: SheafStructure) -> SheafLaplacian:
         maps = orthogonal_maps(params.t(), self.d, self.orth,
                                stalk_major=self.normalised)
-        w = (self.weight_learner(x, s.row, s.col, s.rev)
+        w = (self.weight_learner(x, s.row, s.col, s.rev, structure=s)
              if self.weight_learner is not None else None)
         if self.normalised:
             return orthogonal_sheaf_laplacian(maps, w, s, stalk_major=True)

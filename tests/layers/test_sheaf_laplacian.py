@@ -423,6 +423,9 @@ def test_edge_sums_and_gathers_match_index_ops():
     for by, index in (('row', ei[0]), ('col', ei[1])):
         want = torch.zeros(3, n, dtype=torch.double).index_add_(1, index, x)
         assert torch.allclose(s.edge_sum(x, by), want, atol=1e-12)
+        edges = x.clone().requires_grad_()
+        assert torch.autograd.gradcheck(lambda t: s.edge_sum(t, by),
+                                        (edges, ))
         nodes = torch.randn(3, n, generator=g, dtype=torch.double,
                             requires_grad=True)
         assert torch.equal(s.gather(nodes, by), nodes[:, index])
