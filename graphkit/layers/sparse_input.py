@@ -8,6 +8,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 from torch.nn import Linear
+from torch.utils.weak import WeakIdKeyDictionary
 
 __all__ = ['RowSparse', 'row_sparse', 'block_diagonal', 'dropout_linear',
            'stacked_dropout_linear', 'IdentityCache']
@@ -81,25 +82,59 @@ def _drop_values(val: Tensor, p: float, training: bool) -> Tensor:
     return mask_dropout(val, p, training)
 
 
+_KERNEL_INDEX = WeakIdKeyDictionary()
+
+
+def _kernel_index(x: RowSparse) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    # (crow, col, ccol, row_t) in 32 bits where the sizes allow: the sparse
+    # kernels take 32-bit indices and would otherwise convert the 64-bit
+    # ones at every call. Built once per RowSparse (keyed on its crow).
+    hit = _KERNEL_INDEX.get(x.crow)
+    if hit is None:
+        small = max(x.col.numel(), *x.shape) < 2**31 - 1
+        hit = tuple(t.int() if small else t
+                    for t in (x.crow, x.col, x.ccol, x.row_t))
+        _KERNEL_INDEX[x.crow] = hit
+    return hit
+
+
+_TRANSPOSED = WeakIdKeyDictionary()
+
+
+def _transposed(weight: Tensor) -> Tensor:
+    # A contiguous W^T (the sparse product copies a strided one at every
+    # call), rebuilt only when W changes: an optimiser step bumps its
+    # version, so a frozen expert's weights are transposed once.
+    key = (weight._version, weight.data_ptr())
+    hit = _TRANSPOSED.get(weight)
+    if hit is None or hit[0] != key:
+        hit = (key, weight.detach().t().contiguous())
+        _TRANSPOSED[weight] = hit
+    return hit[1]
+
+
 class _SparseLinear(torch.autograd.Function):
     r""":math:`\mathbf{X}\mathbf{W}^\top` for a constant sparse
-    :math:`\mathbf{X}`; the weight gradient is the CSR product
-    :math:`\mathbf{X}^\top \mathbf{G}`."""
+    :math:`\mathbf{X}` and ``weight`` :math:`\mathbf{W}`; the weight
+    gradient is the CSR product :math:`(\mathbf{X}^\top
+    \mathbf{G})^\top`."""
     @staticmethod
-    def forward(ctx, x: RowSparse, val: Tensor, weight_t: Tensor) -> Tensor:
+    def forward(ctx, x: RowSparse, val: Tensor, weight: Tensor) -> Tensor:
         ctx.x = x
         ctx.save_for_backward(val)
-        a = torch.sparse_csr_tensor(x.crow, x.col, val, size=x.shape)
-        return a @ weight_t
+        crow, col, _, _ = _kernel_index(x)
+        a = torch.sparse_csr_tensor(crow, col, val, size=x.shape)
+        return a @ _transposed(weight)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[None, None, Tensor | None]:
         if not ctx.needs_input_grad[2]:
             return None, None, None
         x, (val, ) = ctx.x, ctx.saved_tensors
-        a_t = torch.sparse_csr_tensor(x.ccol, x.row_t, val[x.perm],
+        _, _, ccol, row_t = _kernel_index(x)
+        a_t = torch.sparse_csr_tensor(ccol, row_t, val[x.perm],
                                       size=(x.shape[1], x.shape[0]))
-        return None, None, a_t @ grad
+        return None, None, (a_t @ grad).t()
 
 
 def dropout_linear(x: Tensor | RowSparse, lin: Linear, p: float,
@@ -116,7 +151,7 @@ def dropout_linear(x: Tensor | RowSparse, lin: Linear, p: float,
         from graphkit.utils.tensor import mask_dropout
         return lin(mask_dropout(x, p, training))
     val = _drop_values(x.val, p, training)
-    out = _SparseLinear.apply(x, val.to(lin.weight.dtype), lin.weight.t())
+    out = _SparseLinear.apply(x, val.to(lin.weight.dtype), lin.weight)
     return out if lin.bias is None else out + lin.bias
 
 
@@ -192,8 +227,8 @@ def stacked_dropout_linear(x: Tensor | RowSparse, lins: list[Linear],
         return torch.cat([dropout_linear(x, lin, p, training)
                           for lin in lins])
     val = _drop_values(tiled.val, p, training)
-    weight_t = torch.cat([lin.weight.t() for lin in lins])
-    out = _SparseLinear.apply(tiled, val.to(weight_t.dtype), weight_t)
+    weight = torch.cat([lin.weight for lin in lins], dim=1)
+    out = _SparseLinear.apply(tiled, val.to(weight.dtype), weight)
     if lins[0].bias is not None:
         n = tiled.shape[0] // len(lins)
         bias = torch.stack([lin.bias for lin in lins])

@@ -86,3 +86,25 @@ def test_identity_cache_rebuilds_on_new_or_modified_tensor():
     a.add_(1)
     assert cache.get((a, ), build) == 2
     assert cache.get((torch.zeros(3), ), build) == 3
+
+
+def test_sparse_linear_follows_in_place_weight_updates():
+    # The contiguous transposed weight is cached between calls; an
+    # optimiser step (in place) must be seen by the next product, and the
+    # weight gradient must match the dense product's.
+    x = _x()
+    s = row_sparse(x)
+    lin = torch.nn.Linear(15, 4)
+    opt = torch.optim.SGD(lin.parameters(), lr=0.5)
+    for _ in range(3):
+        out = dropout_linear(s, lin, 0.0, training=False)
+        assert torch.allclose(out, lin(x), atol=1e-6)
+        want = torch.autograd.grad(lin(x).square().sum(), lin.weight)[0]
+        opt.zero_grad()
+        out.square().sum().backward()
+        assert torch.allclose(lin.weight.grad, want, atol=1e-5)
+        opt.step()
+    with torch.no_grad():          # replaced values, not an optimiser step
+        lin.weight.copy_(torch.randn(4, 15))
+    assert torch.allclose(dropout_linear(s, lin, 0.0, training=False),
+                          lin(x), atol=1e-5)
