@@ -1217,9 +1217,6 @@ class SheafLearner(Module):
         ``structure`` (whose ``row`` / ``col`` they must be) the stalk-major
         gathers use :meth:`SheafStructure.gather`, whose backward pass is
         faster than ``index_add``."""
-        h = x.sum(1) if self.variant else x.reshape(x.size(0), -1)
-        width = h.size(1)
-        bias = self.lin.bias
         if stalk_major:
             left, right = self.node_terms(x)
             if structure is not None:
@@ -1227,12 +1224,13 @@ class SheafLearner(Module):
                                        structure.gather(right, 'col'))
             return _ACTS[self.act](left.index_select(1, row) +
                                    right.index_select(1, col))
+        h = x.sum(1) if self.variant else x.reshape(x.size(0), -1)
+        width = h.size(1)
         left = h @ self.lin.weight[:, :width].t()
         right = h @ self.lin.weight[:, width:].t()
-        if bias is not None:
-            left = left + bias
+        if self.lin.bias is not None:
+            left = left + self.lin.bias
         return _ACTS[self.act](_take(left, row) + _take(right, col))
-
 
     def node_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
         r"""The per-node halves of the learner's linear map, stalk-major:
