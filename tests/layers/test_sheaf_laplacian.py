@@ -346,18 +346,25 @@ def test_block_operator_with_unsorted_edges():
                                         (small, ), fast_mode=True)
 
 
+def _diag_setup(seed, d, shuffled):
+    # a small graph, optionally in a shuffled (non-CSR) edge order, and its
+    # diagonal structure
+    ei, n = _graph(seed)
+    g = torch.Generator().manual_seed(seed)
+    if shuffled:
+        ei = ei[:, torch.randperm(ei.size(1), generator=g)]
+    s = SheafStructure(ei, n, d, blocks=False)
+    assert (s.perm is not None) == shuffled
+    return ei, n, g, s
+
+
 @pytest.mark.parametrize('shuffled', [False, True])
 def test_diag_laplacian_with_unsorted_edges(shuffled):
     # The normalised diagonal Laplacian stores its values in the CSR order
     # of the stalk-major operator; an edge_index in any order must give the
     # dense reference (this once skipped the permutation).
-    ei, n = _graph(4)
-    g = torch.Generator().manual_seed(4)
-    if shuffled:
-        ei = ei[:, torch.randperm(ei.size(1), generator=g)]
     d = 2
-    s = SheafStructure(ei, n, d, blocks=False)
-    assert (s.perm is not None) == shuffled
+    ei, n, g, s = _diag_setup(4, d, shuffled)
     maps = torch.rand(ei.size(1), d, generator=g, dtype=torch.double) * 2 - 1
     ref = dense_sheaf_laplacian(ei, maps, n)
     x = torch.randn(n * d, 3, generator=g, dtype=torch.double)
@@ -378,12 +385,8 @@ def _learner_maps(left, right, ei, act):
 @pytest.mark.parametrize('act', ['tanh', 'id', 'elu'])
 @pytest.mark.parametrize('shuffled', [False, True])
 def test_learned_diag_laplacian_matches_reference(act, shuffled):
-    ei, n = _graph(2)
-    g = torch.Generator().manual_seed(2)
-    if shuffled:
-        ei = ei[:, torch.randperm(ei.size(1), generator=g)]
     d = 3
-    s = SheafStructure(ei, n, d, blocks=False)
+    ei, n, g, s = _diag_setup(2, d, shuffled)
     left = torch.randn(d, n, generator=g, dtype=torch.double,
                        requires_grad=True)
     right = torch.randn(d, n, generator=g, dtype=torch.double,
