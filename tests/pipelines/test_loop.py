@@ -285,3 +285,17 @@ def test_progress_lines_without_a_bar(tmp_path, caplog):
         'run 0: epoch 6/6']
     with pytest.raises(ValueError, match='log_interval'):
         fit(_cfg(tmp_path / 'd', runs=1, epochs=2, log_interval=-1))
+
+
+def test_train_mode_restores_training_in_every_submodule():
+    from graphkit.pipelines.strategies.base import train_mode
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5),
+                                torch.nn.Sequential(torch.nn.BatchNorm1d(2)))
+    train_mode(model)
+    assert all(m.training for m in model.modules())
+    model.eval()
+    train_mode(model)
+    assert all(m.training for m in model.modules())
+    model[2][0].eval()          # one nested submodule left in eval mode
+    train_mode(model)
+    assert all(m.training for m in model.modules())

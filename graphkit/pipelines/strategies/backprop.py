@@ -5,7 +5,7 @@ from typing import Any
 
 import torch
 
-from graphkit.pipelines.strategies.base import Strategy
+from graphkit.pipelines.strategies.base import Strategy, train_mode
 
 __all__ = ['Backprop', 'NonFiniteLossError']
 
@@ -19,7 +19,7 @@ class Backprop(Strategy):
     name = 'backprop'
 
     def step(self, task, batch: Any) -> dict[str, float]:
-        self.model.train()
+        train_mode(self.model)
         self.optimizer.zero_grad(set_to_none=True)
         loss = task.loss(self.model, batch)
         if not torch.isfinite(loss):

