@@ -175,6 +175,7 @@ class SheafStructure:
         if x.dim() != 2 or x.size(1) != self.num_edges:
             raise ValueError(f"edge_sum expects [r, E] = [r, "
                              f"{self.num_edges}], got {tuple(x.shape)}")
+        _check_side(by)
         key = (by, x.dtype, x.device)
         op = self._sum_ops.get(key)
         if op is None:
@@ -208,6 +209,7 @@ class SheafStructure:
         r""":obj:`x.index_select(1, row)` (or ``col``) for node arrays
         :obj:`[r, N]`, differentiable, with :meth:`edge_sum` as its backward
         pass instead of ``index_add``."""
+        _check_side(by)
         return _EdgeGather.apply(x, self, by)
 
     @property
@@ -261,6 +263,11 @@ class SheafStructure:
         if out is None:
             return values.clone()
         return out.copy_(values)
+
+
+def _check_side(by: str) -> None:
+    if by not in ('row', 'col'):
+        raise ValueError(f"edges are grouped by 'row' or 'col', got '{by}'")
 
 
 class _EdgeSum(torch.autograd.Function):

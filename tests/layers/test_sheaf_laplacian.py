@@ -435,6 +435,10 @@ def test_edge_sums_and_gathers_match_index_ops():
         assert torch.autograd.gradcheck(lambda t: s.gather(t, by), (nodes, ))
     with pytest.raises(ValueError, match=r'\[r, E\]'):
         s.edge_sum(x.t())
+    with pytest.raises(ValueError, match="'row' or 'col'"):
+        s.edge_sum(x, 'rows')
+    with pytest.raises(ValueError, match="'row' or 'col'"):
+        s.gather(torch.zeros(1, n), 'src')
 
 
 def test_sheaf_tanh_matches_torch():
