@@ -255,6 +255,10 @@ class SheafStructure:
         if work is None:
             work = self.csr(a.new_zeros(self.csr_col.numel()))
             self._sampled[key] = work
+        if not a.is_cpu:    # the in-place form is a CPU measure
+            values = torch.sparse.sampled_addmm(
+                work, a.contiguous(), b.t().contiguous(), beta=0.0).values()
+            return values if out is None else out.copy_(values)
         values = work.values()
         # beta = 0 still propagates NaN from the old values: clear them
         values.zero_()
