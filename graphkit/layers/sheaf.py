@@ -37,7 +37,7 @@ from torch import Tensor
 from torch.nn import Linear, Module, Parameter
 
 from graphkit.layers.sparse_input import IdentityCache
-from graphkit.utils.spmm import csr_mm
+from graphkit.utils.spmm import csr_mm, kernel_indices
 
 __all__ = ['SheafStructure', 'SheafLaplacian', 'StackedLaplacian',
            'diag_sheaf_laplacian', 'learned_diag_sheaf_laplacian',
@@ -183,10 +183,9 @@ class SheafStructure:
             crow = index.new_zeros(self.num_nodes + 1)
             crow[1:] = torch.bincount(index,
                                       minlength=self.num_nodes).cumsum(0)
-            # 32-bit indices, which the kernels would otherwise convert to
-            kind = torch.int32 if self.num_edges < 2**31 - 1 else torch.long
             op = torch.sparse_csr_tensor(
-                crow.to(kind), torch.argsort(index, stable=True).to(kind),
+                *kernel_indices(crow, torch.argsort(index, stable=True),
+                                extent=self.num_edges),
                 torch.ones(self.num_edges, dtype=x.dtype, device=x.device),
                 size=(self.num_nodes, self.num_edges))
             self._sum_ops[key] = op
@@ -226,13 +225,10 @@ class SheafStructure:
         return (self.size, self.num_nodes if self.blocks else self.size)
 
     def _kernel_index(self) -> tuple[Tensor, Tensor]:
-        # The sparse kernels take 32-bit indices, and convert 64-bit ones
-        # (a copy of all the non-zeros' indices) at every call; keep a
-        # 32-bit copy when the sizes allow it.
-        if self._index32 is None:
-            small = max(self.csr_col.numel(), self.size) < 2**31 - 1
-            self._index32 = ((self.crow.int(), self.csr_col.int()) if small
-                             else (self.crow, self.csr_col))
+        if self._index32 is None:     # built once (see kernel_indices)
+            self._index32 = kernel_indices(
+                self.crow, self.csr_col,
+                extent=max(self.csr_col.numel(), self.size))
         return self._index32
 
     def csr(self, values: Tensor) -> Tensor:
@@ -607,10 +603,10 @@ def diag_sheaf_laplacian(maps: Tensor, structure: SheafStructure,
     return _finish(s, deg * norm**2, off)
 
 
-def _act_forward(x: Tensor, act: str) -> Tensor:
-    # in place
+def _act_forward(x: Tensor, act: str, doubled: bool = False) -> Tensor:
+    # in place; tanh x = 2 sigmoid(2x) - 1 (``doubled``: x is already 2x)
     if act == 'tanh':
-        return x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
+        return (x if doubled else x.mul_(2.0)).sigmoid_().mul_(2.0).sub_(1.0)
     if act == 'elu':
         return F.elu_(x)
     return x
@@ -1158,10 +1154,8 @@ class _Tanh(torch.autograd.Function):
     :math:`1 - \tanh^2 x`."""
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
-        if x.is_cuda:
-            out = torch.tanh(x)
-        else:
-            out = torch.sigmoid(x * 2.0).mul_(2.0).sub_(1.0)
+        out = torch.tanh(x) if x.is_cuda else _act_forward(x * 2.0, 'tanh',
+                                                            doubled=True)
         ctx.save_for_backward(out)
         return out
 

@@ -10,6 +10,8 @@ from torch import Tensor
 from torch.nn import Linear
 from torch.utils.weak import WeakIdKeyDictionary
 
+from graphkit.utils.spmm import kernel_indices
+
 __all__ = ['RowSparse', 'row_sparse', 'block_diagonal', 'dropout_linear',
            'stacked_dropout_linear', 'IdentityCache']
 
@@ -91,9 +93,8 @@ def _kernel_index(x: RowSparse) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     # ones at every call. Built once per RowSparse (keyed on its crow).
     hit = _KERNEL_INDEX.get(x.crow)
     if hit is None:
-        small = max(x.col.numel(), *x.shape) < 2**31 - 1
-        hit = tuple(t.int() if small else t
-                    for t in (x.crow, x.col, x.ccol, x.row_t))
+        hit = kernel_indices(x.crow, x.col, x.ccol, x.row_t,
+                             extent=max(x.col.numel(), *x.shape))
         _KERNEL_INDEX[x.crow] = hit
     return hit
 

@@ -19,9 +19,20 @@ import torch
 from torch import Tensor
 from torch.utils.weak import WeakIdKeyDictionary
 
-__all__ = ['csr_mm', 'csr_spmm', 'csr_transpose']
+__all__ = ['csr_mm', 'csr_spmm', 'csr_transpose', 'kernel_indices']
 
 _TRANSPOSES = WeakIdKeyDictionary()
+
+
+def kernel_indices(*indices: Tensor, extent: int) -> tuple[Tensor, ...]:
+    r"""CSR index tensors in 32 bits when every index and count fits
+    (``extent``: the largest of the non-zeros and the matrix sides), else
+    unchanged. PyTorch's CPU sparse kernels take 32-bit indices and convert
+    64-bit ones (a copy of every non-zero's index) at every call, so a
+    matrix used many times should be built from these once."""
+    if extent < 2**31 - 1:
+        return tuple(t.to(torch.int32) for t in indices)
+    return indices
 
 
 def csr_transpose(adj: Tensor) -> Tensor:

@@ -85,3 +85,13 @@ def test_bad_inputs_name_the_problem():
         csr_spmm(adj, torch.randn(5, 3))
     with pytest.raises(ValueError, match='sparse_csr'):
         csr_transpose(dense)
+
+
+def test_kernel_indices_narrow_only_when_they_fit():
+    from graphkit.utils.spmm import kernel_indices
+    crow, col = torch.tensor([0, 1, 2]), torch.tensor([1, 0])
+    small = kernel_indices(crow, col, extent=3)
+    assert all(t.dtype == torch.int32 for t in small)
+    assert torch.equal(small[0].long(), crow)
+    big = kernel_indices(crow, col, extent=2**31)
+    assert all(t.dtype == torch.long for t in big)
