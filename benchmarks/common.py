@@ -3,7 +3,9 @@ running a measurement in a fresh subprocess (so peaks do not mix)."""
 import multiprocessing as mp
 import resource
 
-__all__ = ['reset_peak', 'peak_mb', 'measure', 'FIXED_MMAP_THRESHOLD']
+import torch
+
+__all__ = ['reset_peak', 'peak_mb', 'sync', 'measure', 'FIXED_MMAP_THRESHOLD']
 
 # glibc raises its mmap threshold each time a large block is freed, after
 # which blocks of that size come from the heap and stay resident when freed:
@@ -14,9 +16,14 @@ __all__ = ['reset_peak', 'peak_mb', 'measure', 'FIXED_MMAP_THRESHOLD']
 FIXED_MMAP_THRESHOLD = {'MALLOC_MMAP_THRESHOLD_': str(64 * 1024)}
 
 
-def reset_peak() -> float:
+def reset_peak(device=None) -> float:
     r"""Resets the peak resident size (Linux ``clear_refs``) and returns the
-    current resident size in MB."""
+    current resident size in MB; on a CUDA ``device``, the peak and current
+    memory allocated on it."""
+    if device is not None and torch.device(device).type == 'cuda':
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device) / 2**20
     try:
         with open('/proc/self/clear_refs', 'w') as f:
             f.write('5')
@@ -36,8 +43,17 @@ def status_mb(field: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def peak_mb() -> float:
+def peak_mb(device=None) -> float:
+    if device is not None and torch.device(device).type == 'cuda':
+        return torch.cuda.max_memory_allocated(device) / 2**20
     return status_mb('VmHWM')
+
+
+def sync(device=None) -> None:
+    r"""Waits for the device's queued kernels (a no-op on CPU), so that
+    wall-clock timings cover the work."""
+    if device is not None and torch.device(device).type == 'cuda':
+        torch.cuda.synchronize(device)
 
 
 def measure(target, args, timeout, env=None):

@@ -28,7 +28,7 @@ import torch
 
 from graphkit.cli import encoder_baseline_config
 from graphkit.pipelines import default_config
-from graphkit.pipelines.loop import Trainer, _load_bundle
+from graphkit.pipelines.loop import Trainer, load_bundle
 from graphkit.pipelines.tasks import make_task
 
 
@@ -79,7 +79,7 @@ def main() -> None:
                 cfg.model.encoder = bb
                 cfgs[model] = cfg
             if bundle is None:
-                bundle = _load_bundle(cfgs['mowst'], None)
+                bundle = load_bundle(cfgs['mowst'])
             task = make_task(bundle, batch_size=None, eval_batch_size=None,
                              num_neighbors=[10, 10], metric=None, device=cpu)
             batch = next(iter(task.train_batches(

@@ -3,6 +3,7 @@ map families against a GCN of the same width and depth, and the share of
 the step spent on the sheaf (learning the maps and building the Laplacian).
 
     python benchmarks/sheaf.py [--datasets squirrel ogbl-ddi] [--steps 10]
+                               [--device cuda]
 
 Each model runs in a fresh subprocess, so peak memories do not mix. For
 every sheaf model the step is timed three ways, interleaved: as trained
@@ -35,7 +36,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import measure, peak_mb, reset_peak
+from common import measure, peak_mb, reset_peak, sync
 
 SETTINGS = {
     'squirrel': dict(stalk_dim=3, num_layers=5, hidden_channels=32,
@@ -80,14 +81,18 @@ def _gcn(name, x, ei, n, out_dim, stock=False):
                       out_channels=out_dim, hidden_channels=width,
                       num_layers=cfg['num_layers'], dropout=0.0,
                       cached=True).encoder
-    return model, to_torch_csr_tensor(ei, size=(n, n))
+    return model.to(ei.device), to_torch_csr_tensor(ei, size=(n, n))
 
 
-def _run(name, model_name, steps, queue):
+def _run(name, model_name, steps, device, queue):
     from graphkit.models import NSD
     from graphkit.models.sheaf import sheaf_graph
     torch.manual_seed(0)
+    device = torch.device(device)
     x, ei, n, target = _inputs(name)
+    x, ei = x.to(device), ei.to(device)
+    if target is not None:
+        target = (target[0].to(device), target[1].to(device), target[2])
     cfg = SETTINGS[name]
     width = (cfg['stalk_dim'] + int(cfg.get('add_lp', False))) * \
         cfg['hidden_channels']
@@ -98,6 +103,7 @@ def _run(name, model_name, steps, queue):
         model = NSD(x.size(1), out_dim, family=model_name.split('-')[1],
                     **cfg)
         graph = sheaf_graph(ei, n)
+    model = model.to(device)
 
     def trainable(module):
         # a module's step: its own optimiser (and its own learned input
@@ -134,14 +140,16 @@ def _run(name, model_name, steps, queue):
         times = [[] for _ in forwards]
         for _ in range(steps):
             for i, (forward, st) in enumerate(forwards):
+                sync(device)
                 t0 = time.perf_counter()
                 st(forward)
+                sync(device)
                 times[i].append(time.perf_counter() - t0)
         return [statistics.median(t) for t in times]
 
-    before = reset_peak()
+    before = reset_peak(device)
     (trained, ) = timed((lambda inp: model(inp, graph), step))
-    memory = peak_mb() - before
+    memory = peak_mb(device) - before
     frozen = gcn_time = None
     if model_name != 'gcn':
         with torch.no_grad():
@@ -162,6 +170,7 @@ def _run(name, model_name, steps, queue):
                 replay['on'] = False
         gcn, gcn_graph = _gcn(name, x, ei, n, out_dim)
         stock, _ = _gcn(name, x, ei, n, out_dim, stock=True)
+        gcn, stock = gcn.to(device), stock.to(device)
         trained, learned_maps, frozen, gcn_time, stock_time = timed(
             (lambda inp: model(inp, graph), step), (replayed, step),
             (fixed, step),
@@ -207,13 +216,17 @@ def main() -> None:
                                  'nsd-general'])
     parser.add_argument('--steps', type=int, default=10)
     parser.add_argument('--timeout', type=float, default=1800)
+    parser.add_argument('--device', default='cpu',
+                        help="cpu or cuda (peak memory: resident size on "
+                             "CPU, allocated device memory on CUDA)")
     args = parser.parse_args()
     print('| dataset | model | s/step | ratio to GCN | ratio to PyG\'s GCN '
           '| peak MB | sheaf share (learner weights + maps and Laplacian) |')
     print('|---|---|---|---|---|---|---|')
     for name in args.datasets:
         for model_name in args.models:
-            res = measure(_run, (name, model_name, args.steps), args.timeout)
+            res = measure(_run, (name, model_name, args.steps, args.device),
+                          args.timeout)
             if res is None:
                 print(f'| {name} | {model_name} | failed or > '
                       f'{args.timeout:.0f} s | - | - | - | - |', flush=True)

@@ -37,7 +37,7 @@ from graphkit.utils.tensor import peak_memory_mb
 
 log = logging.getLogger(__name__)
 
-__all__ = ['fit', 'Trainer', 'resolve_device', 'set_determinism',
+__all__ = ['fit', 'Trainer', 'load_bundle', 'resolve_device', 'set_determinism',
            'CHECKPOINT', 'RECORDS']
 
 CHECKPOINT = 'checkpoint.pt'
@@ -329,6 +329,13 @@ class Trainer:
                 self.stopped_early = True
                 break
         bar.close()
+        if self.best is None and self.epoch > 0:
+            why = self.strategy.unselected_reason(self.epoch) or (
+                "every validation score was non-finite (NaN or inf)")
+            raise ValueError(
+                f"Run {self.run} (seed {self.seed}) ended after "
+                f"{self.epoch} epoch(s) with no epoch to select as its best: "
+                f"{why}")
         best = self.best or {}
         return R.RunResult(
             run=self.run, seed=self.seed, split=getattr(self.split, 'name',
@@ -407,7 +414,7 @@ def fit(cfg: RunConfig, *, resume: bool = False,
         return _fit(cfg, resume, bundle, callbacks, ctx)
 
 
-def _load_bundle(cfg: RunConfig, ctx: Any) -> gdata.DatasetBundle:
+def load_bundle(cfg: RunConfig, ctx: Any = None) -> gdata.DatasetBundle:
     r"""Loads ``cfg.data``. Under a distributed launch the first process
     on each machine loads first (copying raw files from the mirror and
     writing PyG's processed files) while the others wait, so no two
@@ -440,7 +447,7 @@ def _fit(cfg: RunConfig, resume: bool,
         set_determinism()
     dc = cfg.data
     if bundle is None:
-        bundle = _load_bundle(cfg, ctx)
+        bundle = load_bundle(cfg, ctx)
     task_options = {}
     if cfg.train.embedding_reg is not None:
         if bundle.task != 'recommendation':

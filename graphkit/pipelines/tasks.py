@@ -7,6 +7,7 @@ A task wraps a :class:`~graphkit.data.DatasetBundle`. Per run, the loop calls
 """
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from typing import Any, Iterable
 
@@ -59,6 +60,12 @@ class Task(ABC):
     def setup(self, split: Any) -> None:
         self.split = split
 
+    def on_device(self, data: Any) -> Any:
+        r"""``data`` moved to the task's device, as a shallow copy: PyG's
+        ``Data.to`` moves tensors in place, which would move the caller's
+        (e.g. the dataset bundle's, shared with other tasks) as well."""
+        return copy.copy(data).to(self.device)
+
     @staticmethod
     def graph_inputs(model: Module, data: Any) -> dict[str, Any]:
         r"""The extra graph inputs a model declares in ``data_keys`` (e.g.
@@ -108,10 +115,11 @@ class NodeTask(Task):
         if self.batch_size:
             self.data = data
         else:
-            self.data = data.to(self.device)
+            self.data = self.on_device(data)
         self.masks = {k: split.mask(k).to(self.data.y.device)
                       for k in ('train', 'valid', 'test')}
         self._adj_t = None
+        self._full = None      # mini-batch tasks: the full graph on device
 
     def graph_for(self, model: Module) -> Any:
         r"""The full graph in the form ``model`` takes fastest: for a model
@@ -119,14 +127,17 @@ class NodeTask(Task):
         :math:`\mathbf{A}^\top` (row :math:`i` lists the sources of the
         edges into :math:`i`) as a ``torch.sparse_csr`` tensor, built once;
         otherwise ``edge_index``."""
+        # (a mini-batch task's full graph on the device, once predict
+        # has moved it)
+        data = self.data if self._full is None else self._full
         if not getattr(model, 'supports_sparse_adj', False):
-            return self.data.edge_index
+            return data.edge_index
         if self._adj_t is None:
             from torch_geometric.utils import to_torch_csr_tensor
-            n = self.data.num_nodes
+            n = data.num_nodes
             self._adj_t = to_torch_csr_tensor(
-                self.data.edge_index.flip(0), size=(n, n))
-        return self._adj_t
+                data.edge_index.flip(0), size=(n, n))
+        return self._adj_t.to(self.device)
 
     def _criterion(self, out: Tensor, y: Tensor) -> Tensor:
         if self.bundle.task_type == 'multiclass':
@@ -183,8 +194,13 @@ class NodeTask(Task):
         if not self.batch_size or self.eval_batch_size >= self.data.num_nodes:
             # one batch would hold every node and its whole receptive
             # field, i.e. the full graph: skip the sampler
-            data = self.data.to(self.device)
-            return call(data.x, self.graph_for(model).to(self.device),
+            if self.batch_size:     # the full graph, moved once
+                if self._full is None:
+                    self._full = self.on_device(self.data)
+                data = self._full
+            else:
+                data = self.data
+            return call(data.x, self.graph_for(model),
                         **self.graph_inputs(model, data))
         loader = loaders.neighbor_loader(
             self.data, None, self.eval_batch_size,
@@ -283,7 +299,7 @@ class LinkTask(Task):
         self.edge_index = split.edge_index.to(self.device)
         self.adj = self._as_graph(self.edge_index)
         self.train_pos = split.train_pos.to(self.device)
-        self.data = data.to(self.device)
+        self.data = self.on_device(data)
 
     def train_batches(self, generator):
         for idx in loaders.index_batches(self.train_pos.size(1),

@@ -97,9 +97,10 @@ def random_sign_flip(pe: Tensor, training: bool,
                      generator: torch.Generator | None = None) -> Tensor:
     r"""Multiplies each column of the Laplacian PE by a random sign in
     :math:`\{-1, +1\}`, shared by all nodes (and graphs) of the batch, in
-    training mode only; returns ``pe`` unchanged otherwise."""
+    training mode only; returns ``pe`` unchanged otherwise. The signs are
+    drawn on the CPU (from ``generator`` or the global generator), so a seed
+    gives the same signs on every device."""
     if not training:
         return pe
-    sign = torch.randint(0, 2, (pe.size(-1), ), generator=generator,
-                         device=pe.device if generator is None else 'cpu')
+    sign = torch.randint(0, 2, (pe.size(-1), ), generator=generator)
     return pe * (2 * sign - 1).to(pe.device, pe.dtype)

@@ -392,3 +392,29 @@ def test_cli_reports_the_backbone_alone_and_plots(tmp_path, capsys):
     assert 'weak_share' in out
     assert (tmp_path / 'confidence.png').is_file()
     assert (tmp_path / 'baseline-sage' / 'runs.jsonl').is_file()
+
+
+@pytest.mark.parametrize('patience', [0, 50])
+def test_budget_ending_in_pretraining_is_an_error(tmp_path, patience):
+    # fixed schedule: refused before training; validated: after the run,
+    # instead of a result with no selected epoch (NaN accuracy)
+    cfg = RunConfig(
+        data=DataConfig(name='csbm'),
+        model=ModelConfig(name='mowst', encoder='sage', hidden_channels=8),
+        train=TrainConfig(epochs=6, runs=1, mowst_pretrain_epochs=10,
+                          mowst_turn_patience=patience, progress=False),
+        out=str(tmp_path))
+    with pytest.raises(ValueError, match='mowst_pretrain_epochs=10'):
+        fit(cfg)
+    runs = tmp_path / 'runs.jsonl'
+    assert not runs.is_file() or runs.read_text() == ''
+
+
+def test_cli_names_the_pretraining_budget(tmp_path, capsys):
+    code = main(['run', '--model', 'mowst', '--backbone', 'sage',
+                 '--dataset', 'karate', '--epochs', '3', '--runs', '1',
+                 '--out', str(tmp_path), '--no-progress',
+                 '--set', 'train.mowst_pretrain_epochs=5'])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert 'train.epochs=3 ends inside pretraining' in err

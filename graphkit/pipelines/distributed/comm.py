@@ -42,8 +42,13 @@ class Comm:
         rank (int): this process's global rank.
         world_size (int): number of processes.
         timeout_s (float): the limit of every call, in seconds.
+        device (torch.device, optional): where the backend's tensors live
+            (``cuda`` for NCCL). A collective on a tensor elsewhere (e.g. a
+            CPU scalar of metrics) runs on a copy there, written back.
     """
-    def __init__(self, rank: int, world_size: int, timeout_s: float) -> None:
+    def __init__(self, rank: int, world_size: int, timeout_s: float,
+                 device: torch.device | str = 'cpu') -> None:
+        self.device = torch.device(device)
         self.rank, self.world_size = rank, world_size
         self.timeout_s = float(timeout_s)
         self.sent: dict[str, int] = defaultdict(int)
@@ -87,8 +92,11 @@ class Comm:
         if p == 1:
             return tensor
         self.count(tag, 2 * (p - 1) / p * _nbytes(tensor))
+        buf = self._on_device(tensor)
         self._guard(f"all_reduce ({tag}, {_desc(tensor)})",
-                    lambda: dist.all_reduce(tensor, op=op, group=group))
+                    lambda: dist.all_reduce(buf, op=op, group=group))
+        if buf is not tensor:
+            tensor.copy_(buf)
         return tensor
 
     def broadcast(self, tensor: Tensor, src: int, tag: str,
@@ -98,8 +106,11 @@ class Comm:
             return tensor
         if self.rank == src:
             self.count(tag, (p - 1) * _nbytes(tensor))
+        buf = self._on_device(tensor)
         self._guard(f"broadcast from rank {src} ({tag}, {_desc(tensor)})",
-                    lambda: dist.broadcast(tensor, src=src, group=group))
+                    lambda: dist.broadcast(buf, src=src, group=group))
+        if buf is not tensor:
+            tensor.copy_(buf)
         return tensor
 
     def all_gather(self, tensor: Tensor, tag: str,
@@ -107,12 +118,16 @@ class Comm:
         p = self._size(group)
         if p == 1:
             return [tensor]
-        out = [torch.empty_like(tensor) for _ in range(p)]
+        buf = self._on_device(tensor).contiguous()
+        out = [torch.empty_like(buf) for _ in range(p)]
         self.count(tag, (p - 1) * _nbytes(tensor))
         self._guard(f"all_gather ({tag}, {_desc(tensor)})",
-                    lambda: dist.all_gather(out, tensor.contiguous(),
-                                            group=group))
-        return out
+                    lambda: dist.all_gather(out, buf, group=group))
+        return [o.to(tensor.device) for o in out]
+
+    def _on_device(self, tensor: Tensor) -> Tensor:
+        return (tensor if tensor.device == self.device
+                else tensor.to(self.device))
 
     def barrier(self, group=None) -> None:
         self._guard('barrier', lambda: dist.barrier(group=group))

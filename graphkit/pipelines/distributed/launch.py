@@ -91,7 +91,8 @@ def _init(backend: str | None, timeout_s: float,
         raise ValueError(f"the gloo backend works on CPU tensors; got "
                          f"device {device} (use parallel.backend=nccl)")
     return DistContext(rank, world, local, backend, device,
-                       Comm(rank, world, timeout_s), owns)
+                       Comm(rank, world, timeout_s,
+                            device if backend == 'nccl' else 'cpu'), owns)
 
 
 @contextmanager

@@ -147,7 +147,7 @@ def build_plans(edge_index: Tensor, edge_weight: Tensor, part: Tensor,
                 ways: int, chunks: int, way: int) -> list[ChunkPlan]:
     r"""The :class:`ChunkPlan` of every chunk of ``way``; node :math:`v`
     lies in chunk ``part[v] % chunks`` of way ``part[v] // chunks``."""
-    n = part.numel()
+    n, dev = part.numel(), edge_index.device
     src, dst = edge_index
     dst_part, src_way = part[dst], part[src] // chunks
     plans = []
@@ -164,8 +164,8 @@ def build_plans(edge_index: Tensor, edge_weight: Tensor, part: Tensor,
         rest = torch.cat(needed).unique()
         rest = rest[~torch.isin(rest, chunk)]
         pool = torch.cat([chunk, rest])
-        local = torch.full((n, ), -1, dtype=torch.long)
-        local[pool] = torch.arange(pool.numel())
+        local = torch.full((n, ), -1, dtype=torch.long, device=dev)
+        local[pool] = torch.arange(pool.numel(), device=dev)
         send = []
         for peer in range(ways):
             if peer != way:
@@ -176,7 +176,8 @@ def build_plans(edge_index: Tensor, edge_weight: Tensor, part: Tensor,
         for peer in range(ways):
             if peer != way:
                 rows = s[s_way == peer].unique()
-                local[rows] = torch.arange(offset, offset + rows.numel())
+                local[rows] = torch.arange(offset, offset + rows.numel(),
+                                           device=dev)
                 offset += rows.numel()
                 halo.append((peer, rows.numel()))
         ei = torch.stack([local[s], local[d]])

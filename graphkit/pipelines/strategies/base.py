@@ -131,6 +131,12 @@ class Strategy(ABC):
         the model on its own, such as pretraining one expert."""
         return True
 
+    def unselected_reason(self, epochs: int) -> str:
+        r"""Why a run of ``epochs`` epochs ended without a selectable
+        evaluation (for the loop's error message); empty when the strategy
+        has no unselectable phases."""
+        return ''
+
     def end_epoch(self, epoch: int,
                   scores: dict[str, float] | None) -> bool:
         r"""Called by the loop after ``epoch`` with its evaluation scores

@@ -141,6 +141,31 @@ class MowstStrategy(Strategy):
         self.dropout = dropout
         self._route()
 
+    def _pretrain_text(self) -> str:
+        order = ' then '.join(self.pretrain_order)
+        text = (f"Mowst first pretrains each expert alone ({order}) for "
+                f"train.mowst_pretrain_epochs={self.pretrain_epochs} epochs")
+        if self.validated:
+            text += (f" at most (fewer after {self.pretrain_patience} "
+                     f"evaluations without improvement)")
+        return (text + ", and only the mixture's epochs after it can be "
+                "selected. Raise --epochs (train.epochs) or lower "
+                "train.mowst_pretrain_epochs")
+
+    def total_epochs(self, epochs: int) -> int:
+        pretrain = self.pretrain_epochs * len(self.pretrain_order)
+        if not self.validated and epochs <= pretrain:
+            raise ValueError(f"train.epochs={epochs} ends inside "
+                             f"pretraining: {self._pretrain_text()} (need "
+                             f"more than {pretrain} epochs)")
+        return epochs
+
+    def unselected_reason(self, epochs: int) -> str:
+        if self.phase() != 'pretrain':
+            return ''
+        return (f"the run ended while the {self.pretrain_expert()} expert "
+                f"was still being pretrained. {self._pretrain_text()}")
+
     @property
     def validated(self) -> bool:
         return self.turn_patience > 0
