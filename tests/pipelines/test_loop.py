@@ -165,6 +165,24 @@ def test_minibatch_prediction_matches_full_graph(name):
         assert torch.allclose(small.predict(model), full, atol=1e-5)
 
 
+@pytest.mark.parametrize('task,batch', [('node', None), ('node', 64),
+                                        ('link', None)])
+def test_tasks_leave_the_bundle_on_its_device(task, batch):
+    # PyG's Data.to moves in place: a task on another device (here 'meta')
+    # must move a copy, or a second task sharing the bundle would see it
+    from graphkit.pipelines import make_task
+    bundle = gdata.load('csbm', task=task)
+    split = bundle.split_for_run(0, 0)
+    t = make_task(bundle, batch_size=batch, device='meta')
+    t.setup(split)
+    assert bundle.data.x.device.type == 'cpu'
+    assert bundle.data.edge_index.device.type == 'cpu'
+    assert t.data.x.device.type == ('cpu' if batch else 'meta')
+    if batch:     # sampling stays on the host; the full graph is copied
+        assert t.on_device(t.data).x.device.type == 'meta'
+        assert t.data.x.device.type == 'cpu'
+
+
 def test_link_task_on_synthetic(tmp_path):
     cfg = _cfg(tmp_path, runs=1, epochs=20)
     cfg.data.task = 'link'
