@@ -37,8 +37,8 @@ from graphkit.utils.tensor import peak_memory_mb
 
 log = logging.getLogger(__name__)
 
-__all__ = ['fit', 'Trainer', 'load_bundle', 'resolve_device', 'set_determinism',
-           'CHECKPOINT', 'RECORDS']
+__all__ = ['fit', 'Trainer', 'load_bundle', 'resolve_device',
+           'set_determinism', 'CHECKPOINT', 'RECORDS']
 
 CHECKPOINT = 'checkpoint.pt'
 RECORDS = 'runs.jsonl'
@@ -330,7 +330,7 @@ class Trainer:
                 break
         bar.close()
         if self.best is None and self.epoch > 0:
-            why = self.strategy.unselected_reason(self.epoch) or (
+            why = self.strategy.unselected_reason() or (
                 "every validation score was non-finite (NaN or inf)")
             raise ValueError(
                 f"Run {self.run} (seed {self.seed}) ended after "

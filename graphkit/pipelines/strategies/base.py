@@ -131,10 +131,10 @@ class Strategy(ABC):
         the model on its own, such as pretraining one expert."""
         return True
 
-    def unselected_reason(self, epochs: int) -> str:
-        r"""Why a run of ``epochs`` epochs ended without a selectable
-        evaluation (for the loop's error message); empty when the strategy
-        has no unselectable phases."""
+    def unselected_reason(self) -> str:
+        r"""Why a run that has just ended had no selectable evaluation (for
+        the loop's error message); empty when the strategy has no
+        unselectable phases."""
         return ''
 
     def end_epoch(self, epoch: int,

@@ -160,7 +160,7 @@ class MowstStrategy(Strategy):
                              f"more than {pretrain} epochs)")
         return epochs
 
-    def unselected_reason(self, epochs: int) -> str:
+    def unselected_reason(self) -> str:
         if self.phase() != 'pretrain':
             return ''
         return (f"the run ended while the {self.pretrain_expert()} expert "
