@@ -18,7 +18,8 @@ devices compute the same function). Checked, per case:
 
 A case passes with a relative loss difference below 1e-4 and a gradient
 difference below 1e-3 (float32 sums in another order). With ``--device cpu``
-the script checks itself: two copies on the CPU must agree exactly. Where a task draws
+the script checks itself: two copies on the CPU, run on one thread, must
+agree exactly. Where a task draws
 random samples for its batches (negative edges, BPR triples), both devices
 draw them from the same seeded CPU generator. The script exits with status 1
 if any case fails.
@@ -97,13 +98,8 @@ def _no_dropout(model):
 
 
 def _trainer(cfg, bundle, device):
-    from graphkit.pipelines.loop import Trainer
-    from graphkit.pipelines.tasks import make_task
-    task = make_task(bundle, batch_size=cfg.train.batch_size,
-                     eval_batch_size=cfg.train.eval_batch_size,
-                     num_neighbors=cfg.train.num_neighbors,
-                     metric=cfg.data.metric, device=device)
-    return Trainer(cfg, task, 0, device)
+    from graphkit.pipelines.loop import Trainer, run_task
+    return Trainer(cfg, run_task(cfg, bundle, device), 0, device)
 
 
 def _step(trainer, epoch=1):
@@ -182,8 +178,12 @@ def main() -> None:
                  f"device, and none is available "
                  f"(torch.cuda.is_available() = False); '--device cpu' "
                  f"checks the harness on the CPU alone")
+    if device.type == 'cpu':
+        # one thread: some multithreaded CPU kernels (e.g. the embedding
+        # gradient's accumulation) sum in a varying order
+        torch.set_num_threads(1)
     name = (torch.cuda.get_device_name(device) if device.type == 'cuda'
-            else 'CPU against CPU')
+            else 'CPU against CPU, one thread')
     print(f'{name}, torch {torch.__version__}')
     other = 'GPU' if device.type == 'cuda' else 'CPU copy'
     print(f'| case | valid loss rel. diff | valid metric diff | grad rel. '

@@ -37,7 +37,7 @@ from graphkit.utils.tensor import peak_memory_mb
 
 log = logging.getLogger(__name__)
 
-__all__ = ['fit', 'Trainer', 'load_bundle', 'resolve_device',
+__all__ = ['fit', 'Trainer', 'load_bundle', 'run_task', 'resolve_device',
            'set_determinism', 'CHECKPOINT', 'RECORDS']
 
 CHECKPOINT = 'checkpoint.pt'
@@ -438,16 +438,11 @@ def load_bundle(cfg: RunConfig, ctx: Any = None) -> gdata.DatasetBundle:
     return first_per_machine(ctx, load, f"dataset '{dc.name}'")
 
 
-def _fit(cfg: RunConfig, resume: bool,
-         bundle: gdata.DatasetBundle | None,
-         callbacks: Sequence[Callback], ctx: Any) -> R.Summary:
-    device = resolve_device(cfg.device) if ctx is None else ctx.device
-    main = ctx is None or ctx.is_main
-    if cfg.deterministic:
-        set_determinism()
-    dc = cfg.data
-    if bundle is None:
-        bundle = load_bundle(cfg, ctx)
+def run_task(cfg: RunConfig, bundle: gdata.DatasetBundle,
+             device: torch.device) -> Task:
+    r"""The task a run of ``cfg`` trains on ``bundle``: batch sizes,
+    sampling, metric and the task options of ``cfg.train`` (embedding
+    regularisation, target-link removal), on ``device``."""
     task_options = {}
     if cfg.train.embedding_reg is not None:
         if bundle.task != 'recommendation':
@@ -461,10 +456,22 @@ def _fit(cfg: RunConfig, resume: bool,
                               f"prediction and recommendation only; "
                               f"'{bundle.name}' is a {bundle.task} dataset")
         task_options['target_link_removal'] = True
-    task = make_task(bundle, batch_size=cfg.train.batch_size,
+    return make_task(bundle, batch_size=cfg.train.batch_size,
                      eval_batch_size=cfg.train.eval_batch_size,
                      num_neighbors=cfg.train.num_neighbors,
-                     metric=dc.metric, device=device, **task_options)
+                     metric=cfg.data.metric, device=device, **task_options)
+
+
+def _fit(cfg: RunConfig, resume: bool,
+         bundle: gdata.DatasetBundle | None,
+         callbacks: Sequence[Callback], ctx: Any) -> R.Summary:
+    device = resolve_device(cfg.device) if ctx is None else ctx.device
+    main = ctx is None or ctx.is_main
+    if cfg.deterministic:
+        set_determinism()
+    if bundle is None:
+        bundle = load_bundle(cfg, ctx)
+    task = run_task(cfg, bundle, device)
     runs = cfg.train.runs or max(bundle.num_splits or 1, 1)
     out = Path(cfg.out) if cfg.out else _default_out(cfg)
     out.mkdir(parents=True, exist_ok=True)
