@@ -1246,7 +1246,7 @@ class SheafLearner(Module):
         :obj:`[out_channels, E]` with ``stalk_major``. With the graph's
         ``structure`` (whose ``row`` / ``col`` they must be) the stalk-major
         gathers use :meth:`SheafStructure.gather`, whose backward pass is
-        faster than ``index_add``."""
+        the structure's edge sum (a sparse product for the row side)."""
         if stalk_major:
             left, right = self.node_terms(x)
             if structure is not None:
