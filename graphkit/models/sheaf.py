@@ -14,7 +14,8 @@ from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
 
 from graphkit.layers.sheaf import (BundleSheafConv, DiagSheafConv,
                                    GeneralSheafConv, SheafConv, SheafLearner,
-                                   SheafStructure, diag_sheaf_laplacian)
+                                   SheafStructure, diag_sheaf_laplacian,
+                                   learned_diag_sheaf_laplacian)
 from graphkit.layers.sparse_input import IdentityCache, dropout_linear
 from graphkit.models.registry import register
 
@@ -335,9 +336,16 @@ class Sheaf4Rec(Module):
         d, width = self.stalk_dim, x.size(1)
         outs = [x]
         for learner, lin in zip(self.learners, self.lins):
-            h = x if self.map_grad else x.detach()
-            maps = learner(h.view(n, d, width // d), s.row, s.col)
-            lap = diag_sheaf_laplacian(maps, s, augmented=self.augmented)
+            h = (x if self.map_grad else x.detach()).view(n, d, width // d)
+            if self.augmented:
+                # the same operator as below, in one fused pass from the
+                # learner's node terms (learned_diag_sheaf_laplacian)
+                left, right = learner.node_terms(h)
+                lap = learned_diag_sheaf_laplacian(left, right, s,
+                                                   learner.act)
+            else:
+                maps = learner(h, s.row, s.col)
+                lap = diag_sheaf_laplacian(maps, s, augmented=False)
             x = x - (lap @ lin(x).reshape(n * d, width // d)).view(n, width)
             outs.append(x)
         if self.readout == 'mean':
