@@ -436,6 +436,30 @@ class SheafLaplacian:
         out = out.view(s.d, s.num_nodes, -1).transpose(0, 1)
         return (out + diag[:, :, None] * blocks).reshape_as(x)
 
+    @property
+    def stalk_major(self) -> bool:
+        r"""Whether :meth:`stalk_major_matmul` is available (diagonal
+        maps, whose operator is indexed stalk-major)."""
+        return not self.structure.blocks
+
+    def stalk_major_matmul(self, x: Tensor) -> Tensor:
+        r""":math:`\Delta x` for features given stalk-major, :obj:`[dN, f]`
+        with row :math:`iN + v` holding stalk dimension :math:`i` of node
+        :math:`v` (the operator's own order), returned in the same layout:
+        no transposition of the features on either side of the sparse
+        product. Diagonal maps only."""
+        s = self.structure
+        if s.blocks:
+            raise ValueError("stalk_major_matmul needs diagonal maps; block "
+                             "Laplacians take node-major features (@)")
+        if x.dim() != 2 or x.size(0) != s.size:
+            raise ValueError(f"SheafLaplacian of size {s.size} cannot "
+                             f"multiply features of shape {tuple(x.shape)}: "
+                             f"expected [{s.size}, f]")
+        diag = self.diag.to(x.dtype).t().reshape(-1, 1)
+        out = _SymmetricSheafMatmul.apply(s, self.values.to(x.dtype), x)
+        return out + diag * x
+
     def off_diagonal(self) -> Tensor:
         r"""The off-diagonal values of the operator in the structure's
         layout, with ``scale`` applied (for inspecting a learned sheaf)."""
@@ -494,6 +518,22 @@ class StackedLaplacian:
         outs = [(p @ b.reshape(n * b.size(1), -1)).view_as(b)
                 for p, b in zip(self.parts, blocks)]
         return torch.cat(outs, dim=1).reshape_as(x)
+
+    @property
+    def stalk_major(self) -> bool:
+        r"""Whether every part takes stalk-major features."""
+        return all(p.stalk_major for p in self.parts)
+
+    def stalk_major_matmul(self, x: Tensor) -> Tensor:
+        r""":math:`\Delta x` for stalk-major features :obj:`[\hat d N, f]`
+        (see :meth:`SheafLaplacian.stalk_major_matmul`): each part's
+        stalk dimensions are a contiguous block of rows."""
+        if x.dim() != 2 or x.size(0) != self.size:
+            raise ValueError(f"Laplacian of size {self.size} cannot "
+                             f"multiply features of shape {tuple(x.shape)}")
+        rows = [d * self.num_nodes for d in self.dims]
+        return torch.cat([p.stalk_major_matmul(b) for p, b in
+                          zip(self.parts, x.split(rows, dim=0))], dim=0)
 
     def to_dense(self) -> Tensor:
         r"""The dense matrix, node-major (for tests)."""
@@ -1455,14 +1495,23 @@ class SheafConv(Module, metaclass=ABCMeta):
                              f"{tuple(x.shape)}")
         if laplacian is None:
             laplacian = self.laplacian(x, edge_index, learner_dropout)
-        n = x.size(0)
+        n, d, f = x.shape
         h = F.dropout(x, self.dropout, self.training)
-        if self.left is not None:
-            h = torch.einsum('ij,njf->nif', self.left.weight, h)
         if self.right is not None:
             h = h @ self.right.weight.t()
-        h = (laplacian @ h.reshape(n * self.stalk_dim, self.channels)) \
-            .view(n, self.stalk_dim, self.channels)
+        if laplacian.stalk_major:
+            # stalk-major features, [d, N f]: W_1 is one [d, d] @ [d, N f]
+            # product, and the diagonal Laplacian applies without
+            # transposing the features on either side
+            h = h.transpose(0, 1).reshape(d, n * f)
+            if self.left is not None:
+                h = self.left.weight @ h
+            h = laplacian.stalk_major_matmul(h.view(d * n, f))
+            h = h.view(d, n, f).transpose(0, 1)
+        else:
+            if self.left is not None:
+                h = torch.einsum('ij,njf->nif', self.left.weight, h)
+            h = (laplacian @ h.reshape(n * d, f)).view(n, d, f)
         if self.use_act:
             h = F.elu(h)
         return (1 + torch.tanh(self.epsilon))[:, None] * x - h, laplacian

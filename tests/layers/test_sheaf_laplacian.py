@@ -433,6 +433,14 @@ def test_edge_sums_and_gathers_match_index_ops():
                             requires_grad=True)
         assert torch.equal(s.gather(nodes, by), nodes[:, index])
         assert torch.autograd.gradcheck(lambda t: s.gather(t, by), (nodes, ))
+        for rows in (1, 3):     # one row takes another kernel
+            assert torch.equal(s.take(nodes[:rows].detach(), by),
+                               nodes[:rows, index].detach())
+    for rows in (1, 3):
+        rev = s.reverse(x[:rows])
+        assert torch.equal(rev, x[:rows, s.rev])
+    # rev maps every edge (v, u) to (u, v)
+    assert torch.equal(ei[:, s.rev], ei.flip(0))
     with pytest.raises(ValueError, match=r'\[r, E\]'):
         s.edge_sum(x.t())
     with pytest.raises(ValueError, match="'row' or 'col'"):
@@ -492,3 +500,45 @@ def test_sampled_product_is_the_dense_product_on_the_pattern(blocks):
     s.sampled_product(a, b, out=out)
     assert not torch.isnan(out).any()
     assert torch.allclose(out, (a @ b.t())[mask], atol=1e-12)
+
+
+@pytest.mark.parametrize('lp', [False, True])
+def test_stalk_major_product_equals_node_major(lp):
+    # Δx with the features stalk-major ([d N, f], row i N + v) equals the
+    # node-major product, for a diagonal Laplacian and one stacked with
+    # the fixed low-pass stalk, values and gradients
+    from graphkit.layers.sheaf import DiagSheafConv
+    torch.manual_seed(3)
+    ei, n = _graph(3)
+    conv = DiagSheafConv(2, 4, add_lp=lp).double()
+    d = conv.stalk_dim
+    x = torch.randn(n, d, 4, dtype=torch.double)
+    lap = conv.laplacian(x, ei)
+    assert lap.stalk_major
+    h = torch.randn(n, d, 4, dtype=torch.double, requires_grad=True)
+    node = (lap @ h.reshape(n * d, 4)).view(n, d, 4)
+    stalk = lap.stalk_major_matmul(h.transpose(0, 1).reshape(d * n, 4))
+    stalk = stalk.view(d, n, 4).transpose(0, 1)
+    assert torch.allclose(node, stalk, atol=1e-12)
+    g = torch.randn_like(node)
+    want = torch.autograd.grad(node, [h] + list(conv.parameters()), g,
+                               retain_graph=True, allow_unused=True)
+    got = torch.autograd.grad(stalk, [h] + list(conv.parameters()), g,
+                              allow_unused=True)
+    for a, b in zip(want, got):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert torch.allclose(a, b, atol=1e-12)
+    with pytest.raises(ValueError, match=r'expected \[\d+, f\]|cannot'):
+        lap.stalk_major_matmul(h.reshape(n * d, 4)[:-1])
+
+
+def test_block_laplacians_take_node_major_features_only():
+    from graphkit.layers.sheaf import GeneralSheafConv
+    ei, n = _graph(2)
+    conv = GeneralSheafConv(2, 3).double()
+    x = torch.randn(n, 2, 3, dtype=torch.double)
+    lap = conv.laplacian(x, ei)
+    assert not lap.stalk_major
+    with pytest.raises(ValueError, match='diagonal maps'):
+        lap.stalk_major_matmul(x.reshape(n * 2, 3))
