@@ -161,18 +161,13 @@ class SheafStructure:
         not differentiable (see :meth:`gather`): ``torch.gather`` with the
         index broadcast over the :math:`r` rows, 1.3 to 2.5 times faster
         on CPU than ``index_select`` along dimension 1 for :math:`r > 1`."""
-        index = self._side(by)
-        if x.size(0) == 1:    # one row: index_select is the faster
-            return torch.index_select(x, 1, index, out=out)
-        return torch.gather(x, 1, index.expand(x.size(0), -1), out=out)
+        return _take_columns(x, self._side(by), out)
 
     def reverse(self, x: Tensor, out: Tensor | None = None) -> Tensor:
         r""":obj:`x[:, rev]` for edge arrays :obj:`[r, E]`: each edge's
         value moved to its reverse edge (not differentiable), with
         ``torch.gather`` as :meth:`take`."""
-        if x.size(0) == 1:
-            return torch.index_select(x, 1, self.rev, out=out)
-        return torch.gather(x, 1, self.rev.expand(x.size(0), -1), out=out)
+        return _take_columns(x, self.rev, out)
 
     def edge_sum(self, x: Tensor, by: str = 'row') -> Tensor:
         r""":math:`y_{:, v} = \sum_{k:\, \mathrm{row}_k = v} x_{:, k}`
@@ -278,6 +273,16 @@ class SheafStructure:
         if out is None:
             return values.clone()
         return out.copy_(values)
+
+
+def _take_columns(x: Tensor, index: Tensor,
+                  out: Tensor | None = None) -> Tensor:
+    # x[:, index] for [r, n] arrays: torch.gather with the index broadcast
+    # over the rows is 1.3-2.5x faster on CPU than index_select along
+    # dimension 1 for r > 1; for one row index_select is the faster
+    if x.size(0) == 1:
+        return torch.index_select(x, 1, index, out=out)
+    return torch.gather(x, 1, index.expand(x.size(0), -1), out=out)
 
 
 def _check_side(by: str) -> None:
@@ -1292,9 +1297,8 @@ class SheafLearner(Module):
             if structure is not None:
                 return _ACTS[self.act](structure.gather(left, 'row') +
                                        structure.gather(right, 'col'))
-            return _ACTS[self.act](
-                torch.gather(left, 1, row.expand(left.size(0), -1)) +
-                torch.gather(right, 1, col.expand(right.size(0), -1)))
+            return _ACTS[self.act](_take_columns(left, row) +
+                                   _take_columns(right, col))
         h = x.sum(1) if self.variant else x.reshape(x.size(0), -1)
         width = h.size(1)
         left = h @ self.lin.weight[:, :width].t()
