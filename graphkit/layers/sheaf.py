@@ -424,22 +424,21 @@ class SheafLaplacian:
                              f"multiply features of shape {tuple(x.shape)}: "
                              f"expected [{s.size}, f]")
         blocks = x.view(s.num_nodes, s.d, -1)
+        if not s.blocks:
+            # node-major features to the operator's stalk-major order and
+            # back (copies of N d f numbers, not of the E d values)
+            out = self.stalk_major_matmul(
+                blocks.transpose(0, 1).reshape(s.size, -1))
+            return out.view(s.d, s.num_nodes, -1).transpose(0, 1) \
+                .reshape_as(x)
         diag = self.diag.to(x.dtype)
         values = self.values.to(x.dtype)
-        if s.blocks:
-            if self.scale is None:
-                out = _BlockSheafMatmul.apply(s, values, x)
-                return out + (diag @ blocks).view_as(x)
-            scale = self.scale.to(x.dtype)
-            out = _BlockSheafMatmul.apply(s, values,
-                                          (scale @ blocks).view_as(x))
-            return (scale @ out.view_as(blocks) + diag @ blocks).view_as(x)
-        # Node-major features to the operator's stalk-major order and back
-        # (copies of N d f numbers, not of the E d values).
-        stalk_major = blocks.transpose(0, 1).reshape(s.size, -1)
-        out = _SymmetricSheafMatmul.apply(s, values, stalk_major)
-        out = out.view(s.d, s.num_nodes, -1).transpose(0, 1)
-        return (out + diag[:, :, None] * blocks).reshape_as(x)
+        if self.scale is None:
+            out = _BlockSheafMatmul.apply(s, values, x)
+            return out + (diag @ blocks).view_as(x)
+        scale = self.scale.to(x.dtype)
+        out = _BlockSheafMatmul.apply(s, values, (scale @ blocks).view_as(x))
+        return (scale @ out.view_as(blocks) + diag @ blocks).view_as(x)
 
     @property
     def stalk_major(self) -> bool:
