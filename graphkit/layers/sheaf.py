@@ -34,6 +34,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 from torch.nn import Linear, Module, Parameter
 
 from graphkit.layers.sparse_input import IdentityCache
@@ -1154,6 +1155,128 @@ def orthogonal_maps(params: Tensor, d: int, method: str = 'householder',
         out.contiguous()
 
 
+def _reflector_index(d: int) -> list[list[int]]:
+    # Which parameters are the free entries of each reflector v_i (rows
+    # j > i of column i): the parameters are the strictly lower part of a
+    # d x d matrix in torch.tril_indices order (row-major).
+    rows, cols = torch.tril_indices(d, d, -1).tolist()
+    return [[k for k, c in enumerate(cols) if c == i] for i in range(d - 1)]
+
+
+def _reflect_(q: Tensor, v: Tensor, tau: Tensor, i: int) -> Tensor:
+    r"""In place, :math:`Q \leftarrow Q H_i = Q - \tau (Q v) v^\top` for
+    :math:`v = e_i + \sum_{j > i} v_j e_j` (``v``: :obj:`[d - 1 - i, E]`),
+    on a stalk-major :obj:`[d, d, E]` ``q``. Returns :math:`Q v` (of the
+    matrix before the update), :obj:`[d, E]`."""
+    qv = q[:, i].clone()
+    for k in range(v.size(0)):
+        qv.addcmul_(q[:, i + 1 + k], v[k])
+    s = qv * tau
+    q[:, i].sub_(s)
+    for k in range(v.size(0)):
+        q[:, i + 1 + k].addcmul_(s, v[k], value=-1.0)
+    return qv
+
+
+def _dot_rows(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
+    # Σ_r a[r] * b[r] for [d, E] arrays, as d products of [E] rows
+    out = torch.mul(a[0], b[0], out=out)
+    for r in range(1, a.size(0)):
+        out.addcmul_(a[r], b[r])
+    return out
+
+
+def _reflect_vector_(y: Tensor, v: Tensor, tau: Tensor, i: int) -> Tensor:
+    # in place, y <- H_i y = y - τ v (v·y) for a [d, E] array of vectors
+    s = y[i].clone()
+    for k in range(v.size(0)):
+        s.addcmul_(v[k], y[i + 1 + k])
+    s.mul_(tau)
+    y[i].sub_(s)
+    for k in range(v.size(0)):
+        y[i + 1 + k].addcmul_(s, v[k], value=-1.0)
+    return y
+
+
+def _matvec_rows(m: Tensor, y: Tensor, transpose: bool) -> Tensor:
+    # M y (or M^T y) for a stalk-major [d, d, E] M and a [d, E] y, as d^2
+    # products of [E] rows
+    d = m.size(0)
+    out = torch.empty_like(y)
+    for r in range(d):
+        _dot_rows(m[:, r] if transpose else m[r], y, out=out[r])
+    return out
+
+
+class _HouseholderProduct(torch.autograd.Function):
+    r""":math:`Q = H_0 \cdots H_{d-2} D` stalk-major (:math:`D` negates
+    the last column), with a hand-written backward pass that works on
+    vectors only. With :math:`G = \partial Q`, reflection :math:`i` sees
+    :math:`Q = P_i H_i R_i`, :math:`P_i = H_0 \cdots H_{i-1}`,
+    :math:`R_i = H_{i+1} \cdots H_{d-2} D`; for :math:`u = P_i v_i`,
+    :math:`a = G R_i^\top v_i`,
+
+    .. math::
+        \partial v_i = -\tau_i \big(P_i^\top a + R_i G^\top u\big)
+        + \tau_i^2 (u^\top a)\, v_i,
+
+    (:math:`\tau_i = 2/\lVert v_i \rVert^2` depends on :math:`v_i`). Each
+    product by a :math:`P_i`, :math:`R_i` or their transposes is a few
+    reflections of :obj:`[d, E]` vectors, so the backward pass keeps
+    neither the output nor any partial product and copies no
+    :obj:`[d, d, E]` array."""
+    @staticmethod
+    def forward(ctx, params: Tensor, d: int) -> Tensor:
+        p = params.t()
+        vs = [p[k] for k in _reflector_index(d)]       # [d - 1 - i, E]
+        taus = [2.0 / (1.0 + (v * v).sum(0)) for v in vs]
+        q = params.new_zeros(d, d, params.size(0))
+        for i in range(d):
+            q[i, i] = 1.0
+        for i, (v, tau) in enumerate(zip(vs, taus)):
+            _reflect_(q, v, tau, i)
+        q[:, d - 1].neg_()                      # H_{d-1} = I - 2 e_d e_d^T
+        ctx.d = d
+        ctx.save_for_backward(*vs, *taus)
+        return q
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        d = ctx.d
+        vs, taus = ctx.saved_tensors[:d - 1], ctx.saved_tensors[d - 1:]
+        rows = grad.new_empty(d * (d - 1) // 2, grad.size(2))
+
+        def unit(i):                            # v_i as a [d, E] vector
+            y = grad.new_zeros(d, grad.size(2))
+            y[i] = 1.0
+            y[i + 1:] = vs[i]
+            return y
+
+        for i, index in enumerate(_reflector_index(d)):
+            v, tau = vs[i], taus[i]
+            u = unit(i)
+            for k in range(i - 1, -1, -1):      # u = P_i v_i
+                _reflect_vector_(u, vs[k], taus[k], k)
+            w = unit(i)
+            for k in range(i + 1, d - 1):       # w = R_i^T v_i
+                _reflect_vector_(w, vs[k], taus[k], k)
+            w[d - 1].neg_()
+            a = _matvec_rows(grad, w, transpose=False)
+            c = _matvec_rows(grad, u, transpose=True)
+            c[d - 1].neg_()
+            for k in range(d - 2, i, -1):       # c = R_i G^T u
+                _reflect_vector_(c, vs[k], taus[k], k)
+            coef = _dot_rows(u, a).mul_(tau).mul_(tau)
+            for k in range(i):                  # a <- P_i^T a
+                _reflect_vector_(a, vs[k], taus[k], k)
+            g_v = a[i + 1:].add_(c[i + 1:]).mul_(-tau)
+            for k in range(v.size(0)):
+                g_v[k].addcmul_(coef, v[k])
+            rows[index] = g_v                   # back to tril order
+        return rows.t(), None
+
+
 def _householder_maps(params: Tensor, d: int) -> Tensor:
     r""":math:`Q = H_1 \cdots H_d`, :math:`H_i = I - \tau_i v_i v_i^\top`,
     with :math:`v_i = e_i + \sum_{j > i} p_{ji} e_j` (the strictly lower
@@ -1161,33 +1284,12 @@ def _householder_maps(params: Tensor, d: int) -> Tensor:
     \rVert^2`; :math:`v_d = e_d`, so :math:`H_d` negates the last column.
 
     The same matrices as :func:`torch.linalg.householder_product` on
-    :math:`[E, d, d]`, computed entry by entry on :obj:`[E]` vectors and
-    skipping the known zeros and ones of the :math:`v_i`: for stalk
-    dimensions of 2 to 5 the forward and backward passes are 3-18 times
-    faster than the batched LAPACK routine and its generic backward."""
-    entries = params.t().unbind(0)
-    rows, cols = torch.tril_indices(d, d, -1).tolist()
-    lower = {(r, c): entries[k] for k, (r, c) in enumerate(zip(rows, cols))}
-    # q[r][c] is a Python float while it is still a constant 0 or 1
-    q: list[list[Any]] = [[float(r == c) for c in range(d)]
-                          for r in range(d)]
-    for i in range(d - 1):
-        v = {i: 1.0, **{j: lower[(j, i)] for j in range(i + 1, d)}}
-        tau = 2.0 / (1.0 + sum(v[j] * v[j] for j in range(i + 1, d)))
-        for r in range(d):
-            terms = [q[r][j] * v[j] for j in v
-                     if not (isinstance(q[r][j], float) and q[r][j] == 0.0)]
-            if not terms:
-                continue
-            s = tau * sum(terms)
-            for j in v:
-                q[r][j] = q[r][j] - s * v[j]
-    e = params.size(0)
-    return torch.stack([
-        torch.stack([(x if c < d - 1 else -x) if torch.is_tensor(x) else
-                     params.new_full((e, ), x if c < d - 1 else -x)
-                     for c, x in enumerate(row)])
-        for row in q])                                  # [d, d, E]
+    :math:`[E, d, d]`, returned stalk-major (:obj:`[d, d, E]`): each
+    reflection is applied to all :math:`E` matrices at once as a few
+    in-place updates of :obj:`[d, E]` columns, and the backward pass is
+    written by hand (:class:`_HouseholderProduct`), many times faster on
+    CPU than the batched LAPACK routine and its generic backward."""
+    return _HouseholderProduct.apply(params, d)
 
 
 def fixed_stalks(structure_row: Tensor, structure_col: Tensor,
