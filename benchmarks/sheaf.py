@@ -5,7 +5,10 @@ the step spent on the sheaf (learning the maps and building the Laplacian).
     python benchmarks/sheaf.py [--datasets squirrel ogbl-ddi] [--steps 10]
                                [--device cuda]
 
-Each model runs in a fresh subprocess, so peak memories do not mix. For
+Each model runs in a fresh subprocess, so peak memories do not mix. Each
+process keeps freed memory in its heap, as ``graphkit run`` does
+(:func:`graphkit.utils.allocator.keep_freed_memory`);
+``GRAPHKIT_MALLOC_TUNING=0`` keeps the C library's defaults instead. For
 every sheaf model the step is timed four ways (the first, second and fourth
 interleaved with each other and with the GCNs; the third interleaved with
 the fourth in a second round):
@@ -100,6 +103,8 @@ def _gcn(name, x, ei, n, out_dim, stock=False):
 def _run(name, model_name, steps, device, queue):
     from graphkit.models import NSD
     from graphkit.models.sheaf import sheaf_graph
+    from graphkit.utils.allocator import keep_freed_memory
+    keep_freed_memory()     # as `graphkit run` does; for every model alike
     torch.manual_seed(0)
     device = torch.device(device)
     x, ei, n, target = _inputs(name)

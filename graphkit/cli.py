@@ -389,6 +389,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     verbose = getattr(args, 'verbose', False)
+    if args.command == 'run':
+        # freed blocks stay in the heap for the next step instead of
+        # being re-faulted page by page (see graphkit.utils.allocator)
+        from graphkit.utils.allocator import keep_freed_memory
+        keep_freed_memory()
     from graphkit.pipelines.distributed import env_rank
     rank = env_rank()
     level = logging.DEBUG if verbose else logging.INFO
