@@ -29,7 +29,6 @@ only built by :meth:`SheafLaplacian.to_dense`, for tests.
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -1163,21 +1162,6 @@ def _reflector_index(d: int) -> list[list[int]]:
     return [[k for k, c in enumerate(cols) if c == i] for i in range(d - 1)]
 
 
-def _reflect_(q: Tensor, v: Tensor, tau: Tensor, i: int) -> Tensor:
-    r"""In place, :math:`Q \leftarrow Q H_i = Q - \tau (Q v) v^\top` for
-    :math:`v = e_i + \sum_{j > i} v_j e_j` (``v``: :obj:`[d - 1 - i, E]`),
-    on a stalk-major :obj:`[d, d, E]` ``q``. Returns :math:`Q v` (of the
-    matrix before the update), :obj:`[d, E]`."""
-    qv = q[:, i].clone()
-    for k in range(v.size(0)):
-        qv.addcmul_(q[:, i + 1 + k], v[k])
-    s = qv * tau
-    q[:, i].sub_(s)
-    for k in range(v.size(0)):
-        q[:, i + 1 + k].addcmul_(s, v[k], value=-1.0)
-    return qv
-
-
 def _dot_rows(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
     # Σ_r a[r] * b[r] for [d, E] arrays, as d products of [E] rows
     out = torch.mul(a[0], b[0], out=out)
@@ -1187,7 +1171,9 @@ def _dot_rows(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
 
 
 def _reflect_vector_(y: Tensor, v: Tensor, tau: Tensor, i: int) -> Tensor:
-    # in place, y <- H_i y = y - τ v (v·y) for a [d, E] array of vectors
+    # In place, y <- H_i y = y - τ v (v·y), v = e_i + Σ_{j>i} v_j e_j, for
+    # E vectors given as y[j] = [E] (or [d, E]: then each y[j] is a column
+    # block of E matrices, y = Q^T, and Q <- Q H_i)
     s = y[i].clone()
     for k in range(v.size(0)):
         s.addcmul_(v[k], y[i + 1 + k])
@@ -1234,7 +1220,7 @@ class _HouseholderProduct(torch.autograd.Function):
         for i in range(d):
             q[i, i] = 1.0
         for i, (v, tau) in enumerate(zip(vs, taus)):
-            _reflect_(q, v, tau, i)
+            _reflect_vector_(q.transpose(0, 1), v, tau, i)   # Q <- Q H_i
         q[:, d - 1].neg_()                      # H_{d-1} = I - 2 e_d e_d^T
         ctx.d = d
         ctx.save_for_backward(*vs, *taus)
