@@ -11,8 +11,10 @@ page faults cost more than the arithmetic done in the arrays.
 
 :func:`keep_freed_memory` raises glibc's mmap and trim thresholds, so freed
 blocks stay in the process's heap and are reused: the same arithmetic, no
-page faults. The peak resident size stays the peak of live memory plus
-fragmentation; memory is returned to the system when the process ends.
+page faults. The resident size then counts freed blocks kept for reuse, up
+to the heap's high-water mark (benchmarks that measure the peak of live
+memory alone set a low fixed threshold instead, ``benchmarks/common.py``);
+memory is returned to the system when the process ends.
 ``graphkit run`` calls it once at start-up; set
 ``GRAPHKIT_MALLOC_TUNING=0`` to keep the C library's defaults.
 """
@@ -39,11 +41,11 @@ def keep_freed_memory(threshold: int = 1 << 30) -> bool:
     they do not apply: not Linux with glibc, or ``GRAPHKIT_MALLOC_TUNING``
     set to ``0``. It affects the calling process only, and only
     allocations made after the call."""
-    if os.environ.get('GRAPHKIT_MALLOC_TUNING', '1') == '0':
-        return False
     if threshold <= 0:
         raise ValueError(f"threshold must be a positive number of bytes, "
                          f"got {threshold}")
+    if os.environ.get('GRAPHKIT_MALLOC_TUNING', '1') == '0':
+        return False
     if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc':
         return False
     try:
