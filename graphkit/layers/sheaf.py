@@ -42,7 +42,7 @@ from graphkit.utils.spmm import csr_mm, kernel_indices
 __all__ = ['SheafStructure', 'SheafLaplacian', 'StackedLaplacian',
            'diag_sheaf_laplacian', 'learned_diag_sheaf_laplacian',
            'block_sheaf_laplacian', 'orthogonal_sheaf_laplacian',
-           'general_sheaf_laplacian',
+           'general_sheaf_laplacian', 'learned_general_sheaf_laplacian',
            'sym_matrix_pow', 'orthogonal_maps',
            'fixed_stalks', 'SheafLearner', 'EdgeWeightLearner', 'SheafConv',
            'DiagSheafConv', 'BundleSheafConv', 'GeneralSheafConv']
@@ -202,16 +202,18 @@ class SheafStructure:
             self._sum_ops[key] = op
         return _EdgeSum.apply(x, self, op, by)
 
-    def scratch(self, slot: int, like: Tensor) -> Tensor:
-        r"""A reusable :obj:`[d, E]` work array of ``like``'s dtype and
-        device, kept with the structure. For temporaries that never leave
-        a single forward or backward pass: a fresh array of this size costs
-        more in first-touch page faults on CPU than the arithmetic done in
-        it."""
-        key = (slot, like.dtype, like.device)
+    def scratch(self, slot: int, like: Tensor,
+                rows: int | None = None) -> Tensor:
+        r"""A reusable :obj:`[rows, E]` work array (:math:`d` rows by
+        default) of ``like``'s dtype and device, kept with the structure.
+        For temporaries that never leave a single forward or backward pass:
+        a fresh array of this size costs more in first-touch page faults
+        on CPU than the arithmetic done in it."""
+        rows = self.d if rows is None else rows
+        key = (slot, rows, like.dtype, like.device)
         buf = self._scratch.get(key)
         if buf is None:
-            buf = like.new_empty(self.d, self.num_edges)
+            buf = like.new_empty(rows, self.num_edges)
             self._scratch[key] = buf
         return buf
 
@@ -832,52 +834,25 @@ def block_sheaf_laplacian(maps: Tensor, structure: SheafStructure,
     return _finish(s, diag, off)
 
 
-def _small_matmul_raw(a: Tensor, b: Tensor, transpose_a: bool) -> Tensor:
-    d = a.size(0)
-    out = None
-    for k in range(d):
-        left = (a[k] if transpose_a else a[:, k])[:, None, :]
-        if out is None:
-            out = left * b[k][None, :, :]
-        else:   # in place, with no [d, d, E] temporary
-            out.addcmul_(left, b[k][None, :, :])
-    return out
-
-
-class _SmallMatmul(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor, transpose_a: bool) -> Tensor:
-        ctx.transpose_a = transpose_a
-        ctx.save_for_backward(a, b)
-        return _small_matmul_raw(a, b, transpose_a)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        a, b = ctx.saved_tensors
-        g_a = g_b = None
-        g_t = grad.transpose(0, 1)
-        if ctx.transpose_a:                      # C = A^T B
-            if ctx.needs_input_grad[0]:
-                g_a = _small_matmul_raw(b, g_t, False)
-            if ctx.needs_input_grad[1]:
-                g_b = _small_matmul_raw(a, grad, False)
-        else:                                    # C = A B
-            if ctx.needs_input_grad[0]:
-                g_a = _small_matmul_raw(grad, b.transpose(0, 1), False)
-            if ctx.needs_input_grad[1]:
-                g_b = _small_matmul_raw(a, grad, True)
-        return g_a, g_b, None
-
-
-def _small_matmul(a: Tensor, b: Tensor, transpose_a: bool = False) -> Tensor:
+def _small_matmul_raw(a: Tensor, b: Tensor, transpose_a: bool,
+                      scale: float = 1.0,
+                      out: Tensor | None = None) -> Tensor:
     r"""Batched :math:`d \times d` products in stalk-major layout:
     :obj:`a`, :obj:`b` are :obj:`[d, d, E]` (entry :math:`(i, j)` of all
     :math:`E` matrices is one contiguous row) and the result is
-    :math:`A B` (or :math:`A^\top B`), as :math:`d` outer products of
-    :obj:`[E]` rows, forward and backward. For small :math:`d` this is
-    several times faster on CPU than :func:`torch.bmm` on
-    :obj:`[E, d, d]`, which pays per matrix."""
-    return _SmallMatmul.apply(a, b, transpose_a)
+    ``scale`` :math:`\cdot A B` (or :math:`A^\top B`), added to ``out``
+    when given, as :math:`d` outer products of :obj:`[E]` rows. For small
+    :math:`d` this is several times faster on CPU than :func:`torch.bmm` on
+    :obj:`[E, d, d]`, which pays per matrix. Not differentiable: the
+    builders that use it have hand-written backward passes."""
+    d = a.size(0)
+    for k in range(d):
+        left = (a[k] if transpose_a else a[:, k])[:, None, :]
+        if out is None:     # the scale on the [d, E] factor, not the product
+            out = (left if scale == 1.0 else left * scale) * b[k][None]
+        else:   # in place, with no [d, d, E] temporary
+            out.addcmul_(left, b[k][None, :, :], value=scale)
+    return out
 
 
 class _NormalisedOrthogonalLaplacian(torch.autograd.Function):
@@ -957,33 +932,89 @@ class _NormalisedOrthogonalLaplacian(torch.autograd.Function):
         return g_q, g_w, None
 
 
-class _Permute(torch.autograd.Function):
-    r"""``x.index_select(dim, index)`` for a permutation ``index`` whose
-    inverse is known: the backward pass is a gather by the inverse instead
-    of a scatter-add."""
+class _GeneralLaplacianBlocks(torch.autograd.Function):
+    r"""The unnormalised blocks of the sheaf Laplacian of general maps
+    :math:`Q_k` (stalk-major, :obj:`[d, d, E]`), with a hand-written
+    backward pass: the off-diagonal values :math:`L_k^\top = -Q_{\bar
+    k}^\top Q_k` (the layout :class:`SheafStructure` stores, in its CSR
+    order) and the diagonal blocks :math:`L_{vv} = \sum_{k:\,
+    \mathrm{row}_k = v} Q_k^\top Q_k` as :obj:`[d^2, N]` rows.
+
+    The maps are given (``act=None``: ``first`` is :obj:`[d, d, E]`) or
+    computed here from a :class:`SheafLearner`'s node terms (``first``,
+    ``second`` :obj:`[d^2, N]`): :math:`Q_k = \sigma(l_v + r_u)` for edge
+    :math:`k = (v, u)`, in place in one :obj:`[d^2, E]` array.
+
+    With :math:`G_k` the gradient of :math:`L_k^\top` and :math:`S_v =
+    \partial L_{vv} + \partial L_{vv}^\top`, both terms of a map's
+    gradient come out of one product,
+
+    .. math::
+        \partial Q_k = Q_k S_{\mathrm{row}_k}
+        - Q_{\bar k}\,(G_k + G_{\bar k}^\top),
+
+    so the backward pass makes one reverse-edge gather and one
+    :obj:`[d, d, E]` product (autograd through the two forward products,
+    the sign and the reverse-edge gather makes four, a negation and three
+    sums of :obj:`[d, d, E]` arrays)."""
     @staticmethod
-    def forward(ctx, x: Tensor, dim: int, index: Tensor,
-                inverse: Tensor) -> Tensor:
-        ctx.dim, ctx.inverse = dim, inverse
-        return x.index_select(dim, index)
+    def forward(ctx, first: Tensor, second: Tensor | None,
+                structure: SheafStructure, act: str | None):
+        s = structure
+        d, e = s.d, s.num_edges
+        if act is None:
+            q = first
+        else:       # the learner's maps, σ(l_row + r_col), in place
+            q = s.take(first, 'row')
+            q = _act_forward(q.add_(s.take(second, 'col',
+                                           out=s.scratch(0, q, d * d))),
+                             act).view(d, d, e)
+        q_rev = s.reverse(q.view(d * d, e)).view(d, d, e)
+        off = _small_matmul_raw(q_rev, q, True, scale=-1.0)
+        gram = _small_matmul_raw(q, q, True, out=s.scratch(0, q, d * d)
+                                 .view(d, d, e).zero_())
+        deg = s.edge_sum(gram.view(d * d, e))
+        if s.edge_perm is not None:
+            off = off.index_select(2, s.edge_perm)
+        ctx.structure, ctx.act = s, act
+        ctx.save_for_backward(q, q_rev)
+        return off, deg
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
-        return grad.index_select(ctx.dim, ctx.inverse), None, None, None
+    @once_differentiable
+    def backward(ctx, g_off: Tensor | None, g_deg: Tensor | None):
+        s, act = ctx.structure, ctx.act
+        d, e, n = s.d, s.num_edges, s.num_nodes
+        q, q_rev = ctx.saved_tensors
+        g_q = None
+        if g_deg is not None:
+            g = g_deg.reshape(d, d, n)
+            sym = (g + g.transpose(0, 1)).reshape(d * d, n)
+            g_q = _small_matmul_raw(q, s.take(sym).view(d, d, e), False)
+        if g_off is not None:
+            g = (g_off if s.edge_perm is None else
+                 g_off.index_select(2, s.edge_perm_inv)).contiguous()
+            g_rev = s.reverse(g.view(d * d, e)).view(d, d, e)
+            m = g_rev.transpose(0, 1).add_(g)   # G_k + G_k̄^T, in place
+            g_q = _small_matmul_raw(q_rev, m, False, scale=-1.0, out=g_q)
+        if g_q is None:
+            g_q = torch.zeros_like(q)
+        if act is None:
+            return g_q, None, None, None
+        g_pre = _act_backward_(g_q.view(d * d, e), q.view(d * d, e), act,
+                               s.scratch(0, q, d * d))
+        return s.edge_sum(g_pre, 'row'), s.edge_sum(g_pre, 'col'), None, None
 
 
-class _Reverse(torch.autograd.Function):
-    r""":meth:`SheafStructure.reverse` of an :obj:`[r, E]` array,
-    differentiable: the reverse-edge map is an involution, so the backward
-    pass is the same gather."""
-    @staticmethod
-    def forward(ctx, x: Tensor, structure: SheafStructure) -> Tensor:
-        ctx.structure = structure
-        return structure.reverse(x.contiguous())
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        return ctx.structure.reverse(grad.contiguous()), None
+def _normalised_general(structure: SheafStructure, off_t: Tensor,
+                        deg: Tensor) -> SheafLaplacian:
+    # L from its blocks: D̃^{-1/2} as the Laplacian's scale
+    d, n = structure.d, structure.num_nodes
+    deg = deg.view(d, d, n).permute(2, 0, 1)                 # [N, d, d]
+    eye = torch.eye(d, device=deg.device, dtype=deg.dtype)
+    inv_sqrt = sym_matrix_pow(deg + eye, -0.5)
+    diag = inv_sqrt @ deg @ inv_sqrt
+    return SheafLaplacian(structure, diag, off_t, scale=inv_sqrt)
 
 
 def general_sheaf_laplacian(maps: Tensor,
@@ -999,9 +1030,9 @@ def general_sheaf_laplacian(maps: Tensor,
         \top \mathcal{F}_{u \trianglelefteq e} \tilde D_u^{-1/2},
 
     with the :math:`E` small products computed as outer products of
-    :obj:`[E]` rows (:func:`_small_matmul`) and the reverse-edge
-    permutation differentiated by a gather, about three times faster on CPU
-    than batched matrix products on :obj:`[E, d, d]`. The values are the
+    :obj:`[E]` rows and differentiated by hand
+    (:class:`_GeneralLaplacianBlocks`), several times faster on CPU than
+    batched matrix products on :obj:`[E, d, d]`. The values are the
     unnormalised :math:`L_{vu}^\top = -\mathcal{F}_{u \trianglelefteq
     e}^\top \mathcal{F}_{v \trianglelefteq e}` (the layout
     :class:`SheafStructure` stores), and the normalisation
@@ -1009,22 +1040,44 @@ def general_sheaf_laplacian(maps: Tensor,
     :math:`N d f` features on both sides of the sparse product rather
     than to the :math:`d^2 E` values."""
     s = structure
-    d, e, n = s.d, s.num_edges, s.num_nodes
+    d, e = s.d, s.num_edges
     if not s.blocks or maps.shape != (d, d, e):
         raise ValueError(f"general maps must have shape [d, d, E] = "
                          f"[{d}, {d}, {e}] for a block structure, got "
                          f"{tuple(maps.shape)}")
-    maps_rev = _Reverse.apply(maps.reshape(d * d, e), s).view(d, d, e)
-    off_t = _small_matmul(maps_rev, maps, transpose_a=True).neg_()
-    gram = _small_matmul(maps, maps, transpose_a=True)
-    deg = s.edge_sum(gram.view(d * d, e))
-    deg = deg.view(d, d, n).permute(2, 0, 1)                 # [N, d, d]
-    eye = torch.eye(d, device=maps.device, dtype=maps.dtype)
-    inv_sqrt = sym_matrix_pow(deg + eye, -0.5)
-    diag = inv_sqrt @ deg @ inv_sqrt
-    if s.edge_perm is not None:
-        off_t = _Permute.apply(off_t, 2, s.edge_perm, s.edge_perm_inv)
-    return SheafLaplacian(s, diag, off_t, scale=inv_sqrt)
+    return _normalised_general(s, *_GeneralLaplacianBlocks.apply(
+        maps.contiguous(), None, s, None))
+
+
+def learned_general_sheaf_laplacian(left: Tensor, right: Tensor,
+                                    structure: SheafStructure,
+                                    act: str = 'tanh') -> SheafLaplacian:
+    r""":func:`general_sheaf_laplacian` of the maps a :class:`SheafLearner`
+    predicts, from the learner's node terms :math:`l, r`
+    (:meth:`SheafLearner.node_terms`, :obj:`[d^2, N]`, row :math:`id + j`
+    for map entry :math:`(i, j)`): edge :math:`k = (v, u)` gets
+    :math:`Q_k = \sigma(l_v + r_u)`. The maps are built inside the
+    Laplacian's fused pass, in place, and their activation is
+    differentiated there too, so no :obj:`[d^2, E]` array is allocated for
+    them beyond the one kept for the backward pass.
+
+    Args:
+        left (Tensor), right (Tensor): :obj:`[d^2, N]` node terms.
+        structure (SheafStructure): built with ``blocks=True``.
+        act (str): the learner's activation, ``tanh``, ``id`` or ``elu``.
+    """
+    s = structure
+    shape = (s.d * s.d, s.num_nodes)
+    if not s.blocks or left.shape != shape or right.shape != shape:
+        raise ValueError(f"learned general maps need node terms of shape "
+                         f"[d^2, N] = {list(shape)} on a block structure, "
+                         f"got {tuple(left.shape)} and "
+                         f"{tuple(right.shape)}")
+    if act not in ('tanh', 'id', 'elu'):
+        raise ValueError(f"Unknown sheaf activation '{act}'. Valid: "
+                         f"tanh, id, elu")
+    return _normalised_general(s, *_GeneralLaplacianBlocks.apply(
+        left.contiguous(), right.contiguous(), s, act))
 
 
 def orthogonal_sheaf_laplacian(q: Tensor, weights: Tensor | None,
@@ -1702,6 +1755,16 @@ class GeneralSheafConv(SheafConv):
         return d * d
 
     stalk_major_maps = True
+
+    def learned_laplacian(self, x: Tensor,
+                          s: SheafStructure) -> SheafLaplacian:
+        if not self.normalised:
+            return super().learned_laplacian(x, s)
+        # the same operator as build(learner(x)), the maps built in place
+        # inside the Laplacian's fused pass
+        left, right = self.learner.node_terms(x)
+        return learned_general_sheaf_laplacian(left, right, s,
+                                               self.learner.act)
 
     def build(self, params: Tensor, x: Tensor,
               s: SheafStructure) -> SheafLaplacian:
