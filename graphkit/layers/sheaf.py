@@ -914,13 +914,13 @@ class _NormalisedOrthogonalLaplacian(torch.autograd.Function):
                 # G_k̄ = c ∂Δ_k̄ (c is symmetric): the reverse edge's
                 # gradient, transposed; then (G_k^T + G_k̄) / c
                 g_rev = s.reverse(g.view(d * d, e)).view(d, d, e)
-                m = torch.add(g, g_rev.transpose(0, 1)).mul_(c)
+                m = g_rev.transpose(0, 1).add_(g).mul_(c)   # in place
                 g_q = _small_matmul_raw(q_rev, m, False)
-            # c = -w w_rev a, with a = n_row n_col symmetric in k, k̄
-            h = g_c * a
-            g_w = -(h + h.index_select(0, s.rev)) * w_rev
-            g_a = g_c * w * w_rev
-            g_a = -(g_a + g_a.index_select(0, s.rev))
+            # c = -w w_rev a, with a = n_row n_col symmetric in k, k̄: both
+            # [E] terms moved to the reverse edge in one gather
+            h = torch.stack([g_c * a, g_c * w * w_rev])
+            h.add_(s.reverse(h)).neg_()
+            g_w, g_a = h[0].mul_(w_rev), h[1]
             g_n = s.edge_sum((g_a * norm.index_select(0, s.col))
                              .view(1, -1)).view(-1)
             g_deg.addcmul_(g_n, norm.pow(3), value=-0.5)
