@@ -741,6 +741,23 @@ class _LearnedDiagLaplacian(torch.autograd.Function):
         return g_left, g_right, None, None
 
 
+def _check_node_terms(left: Tensor, right: Tensor, s: SheafStructure,
+                      act: str, blocks: bool) -> None:
+    # a fused builder's input: a learner's node terms for the structure's
+    # family (d rows for diagonal maps, d^2 for general ones)
+    rows, name = ('d^2', 'general') if blocks else ('d', 'diagonal')
+    shape = (s.d * s.d if blocks else s.d, s.num_nodes)
+    if s.blocks != blocks or left.shape != shape or right.shape != shape:
+        raise ValueError(f"learned {name} maps need node terms of shape "
+                         f"[{rows}, N] = {list(shape)} on a "
+                         f"{'block' if blocks else 'diagonal'} structure, "
+                         f"got {tuple(left.shape)} and "
+                         f"{tuple(right.shape)}")
+    if act not in ('tanh', 'id', 'elu'):
+        raise ValueError(f"Unknown sheaf activation '{act}'. Valid: "
+                         f"tanh, id, elu")
+
+
 def learned_diag_sheaf_laplacian(left: Tensor, right: Tensor,
                                  structure: SheafStructure,
                                  act: str = 'tanh') -> SheafLaplacian:
@@ -767,15 +784,7 @@ def learned_diag_sheaf_laplacian(left: Tensor, right: Tensor,
         act (str): the learner's activation, ``tanh``, ``id`` or ``elu``.
     """
     s = structure
-    if s.blocks or left.shape != (s.d, s.num_nodes) or \
-            right.shape != left.shape:
-        raise ValueError(f"learned diagonal maps need node terms of shape "
-                         f"[d, N] = [{s.d}, {s.num_nodes}] on a diagonal "
-                         f"structure, got {tuple(left.shape)} and "
-                         f"{tuple(right.shape)}")
-    if act not in ('tanh', 'id', 'elu'):
-        raise ValueError(f"Unknown sheaf activation '{act}'. Valid: "
-                         f"tanh, id, elu")
+    _check_node_terms(left, right, s, act, blocks=False)
     diag, off = _LearnedDiagLaplacian.apply(left.contiguous(),
                                             right.contiguous(), s, act)
     if s.perm is not None:
@@ -1067,15 +1076,7 @@ def learned_general_sheaf_laplacian(left: Tensor, right: Tensor,
         act (str): the learner's activation, ``tanh``, ``id`` or ``elu``.
     """
     s = structure
-    shape = (s.d * s.d, s.num_nodes)
-    if not s.blocks or left.shape != shape or right.shape != shape:
-        raise ValueError(f"learned general maps need node terms of shape "
-                         f"[d^2, N] = {list(shape)} on a block structure, "
-                         f"got {tuple(left.shape)} and "
-                         f"{tuple(right.shape)}")
-    if act not in ('tanh', 'id', 'elu'):
-        raise ValueError(f"Unknown sheaf activation '{act}'. Valid: "
-                         f"tanh, id, elu")
+    _check_node_terms(left, right, s, act, blocks=True)
     return _normalised_general(s, *_GeneralLaplacianBlocks.apply(
         left.contiguous(), right.contiguous(), s, act))
 
@@ -1615,9 +1616,17 @@ class SheafConv(Module, metaclass=ABCMeta):
         return learned if fixed is None else StackedLaplacian([learned,
                                                                fixed])
 
+    #: ``f(left, right, structure, act)``: the normalised Laplacian built
+    #: straight from the learner's node terms in one fused pass (the same
+    #: operator as ``build(learner(x))``), or :obj:`None`
+    fused_builder = None
+
     def learned_laplacian(self, x: Tensor,
                           s: SheafStructure) -> SheafLaplacian:
         r"""The Laplacian of the maps the learner predicts from ``x``."""
+        if self.normalised and self.fused_builder is not None:
+            left, right = self.learner.node_terms(x)
+            return self.fused_builder(left, right, s, self.learner.act)
         params = self.learner(x, s.row, s.col,
                               stalk_major=self.stalk_major_maps,
                               structure=s)
@@ -1683,14 +1692,7 @@ class DiagSheafConv(SheafConv):
         return diag_sheaf_laplacian(params, s, normalised=self.normalised,
                                     stalk_major=True)
 
-    def learned_laplacian(self, x: Tensor,
-                          s: SheafStructure) -> SheafLaplacian:
-        if not self.normalised:
-            return super().learned_laplacian(x, s)
-        # the same operator as build(learner(x)), in one fused pass
-        left, right = self.learner.node_terms(x)
-        return learned_diag_sheaf_laplacian(left, right, s,
-                                            self.learner.act)
+    fused_builder = staticmethod(learned_diag_sheaf_laplacian)
 
 
 class BundleSheafConv(SheafConv):
@@ -1756,15 +1758,7 @@ class GeneralSheafConv(SheafConv):
 
     stalk_major_maps = True
 
-    def learned_laplacian(self, x: Tensor,
-                          s: SheafStructure) -> SheafLaplacian:
-        if not self.normalised:
-            return super().learned_laplacian(x, s)
-        # the same operator as build(learner(x)), the maps built in place
-        # inside the Laplacian's fused pass
-        left, right = self.learner.node_terms(x)
-        return learned_general_sheaf_laplacian(left, right, s,
-                                               self.learner.act)
+    fused_builder = staticmethod(learned_general_sheaf_laplacian)
 
     def build(self, params: Tensor, x: Tensor,
               s: SheafStructure) -> SheafLaplacian:
