@@ -864,6 +864,21 @@ def _small_matmul_raw(a: Tensor, b: Tensor, transpose_a: bool,
     return out
 
 
+def _edge_order_grad(g_off: Tensor, s: SheafStructure) -> Tensor:
+    # the gradient of block values stored in CSR order, back in the order
+    # of edge_index (contiguous [d, d, E])
+    return (g_off if s.edge_perm is None else
+            g_off.index_select(2, s.edge_perm_inv)).contiguous()
+
+
+def _plus_reverse_transposed(g: Tensor, s: SheafStructure) -> Tensor:
+    # G_k + G_k̄^T for [d, d, E] blocks: one reverse-edge gather, the sum
+    # made in place in the gathered array
+    d, e = s.d, s.num_edges
+    g_rev = s.reverse(g.view(d * d, e)).view(d, d, e)
+    return g_rev.transpose(0, 1).add_(g)
+
+
 class _NormalisedOrthogonalLaplacian(torch.autograd.Function):
     r"""The augmented normalised Laplacian of weighted orthogonal maps
     :math:`w_e Q_e`, with a hand-written backward pass.
@@ -912,8 +927,7 @@ class _NormalisedOrthogonalLaplacian(torch.autograd.Function):
         g_deg = torch.zeros_like(norm)
         if g_off is not None:
             # g[j, i, k] = (∂Δ_k)_{ij}, i.e. the layout of G_k^T / c
-            g = (g_off if s.edge_perm is None else
-                 g_off.index_select(2, s.edge_perm_inv)).contiguous()
+            g = _edge_order_grad(g_off, s)
             # Σ_ij g ⊙ block_t, one [E] accumulator (no [d, d, E] product)
             g_rows, b_rows = g.view(d * d, e), block_t.view(d * d, e)
             g_c = g_rows[0] * b_rows[0]
@@ -922,8 +936,7 @@ class _NormalisedOrthogonalLaplacian(torch.autograd.Function):
             if ctx.needs_input_grad[0]:
                 # G_k̄ = c ∂Δ_k̄ (c is symmetric): the reverse edge's
                 # gradient, transposed; then (G_k^T + G_k̄) / c
-                g_rev = s.reverse(g.view(d * d, e)).view(d, d, e)
-                m = g_rev.transpose(0, 1).add_(g).mul_(c)   # in place
+                m = _plus_reverse_transposed(g, s).mul_(c)
                 g_q = _small_matmul_raw(q_rev, m, False)
             # c = -w w_rev a, with a = n_row n_col symmetric in k, k̄: both
             # [E] terms moved to the reverse edge in one gather
@@ -1001,10 +1014,7 @@ class _GeneralLaplacianBlocks(torch.autograd.Function):
             sym = (g + g.transpose(0, 1)).reshape(d * d, n)
             g_q = _small_matmul_raw(q, s.take(sym).view(d, d, e), False)
         if g_off is not None:
-            g = (g_off if s.edge_perm is None else
-                 g_off.index_select(2, s.edge_perm_inv)).contiguous()
-            g_rev = s.reverse(g.view(d * d, e)).view(d, d, e)
-            m = g_rev.transpose(0, 1).add_(g)   # G_k + G_k̄^T, in place
+            m = _plus_reverse_transposed(_edge_order_grad(g_off, s), s)
             g_q = _small_matmul_raw(q_rev, m, False, scale=-1.0, out=g_q)
         if g_q is None:
             g_q = torch.zeros_like(q)
